@@ -1,0 +1,31 @@
+"""Gunicorn settings for Cloud Run; `gunicorn -c python:backend_service.gunicorn_conf`."""
+
+import os
+from typing import Any
+
+# Cloud Run sends traffic to $PORT. https://cloud.google.com/run/docs/container-contract#port
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
+# One worker per container and threads for concurrency, as Cloud Run's Python samples do;
+# WEB_CONCURRENCY lets a bigger instance (or a local run) add processes.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gthread"
+# Requests mostly wait on Pub/Sub, so threads are cheap concurrency.
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+timeout = 0
+# Cloud Run sends SIGKILL 10 s after SIGTERM; drain in-flight rides (bounded by
+# RESULT_TIMEOUT_S) and delete the subscription within that.
+# https://cloud.google.com/run/docs/container-contract#instance-shutdown
+graceful_timeout = 8
+preload_app = False
+accesslog = None
+# Gunicorn 26's control socket has one default path per user: several servers on one machine
+# would fight over it, and nothing here uses it.
+control_socket_disable = True
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Delete this worker's results subscription once it has drained its requests."""
+    app = getattr(worker, "wsgi", None)
+    extensions = getattr(app, "extensions", {})
+    if "backend" in extensions:
+        extensions["backend"].close()

@@ -1,0 +1,102 @@
+"""HTTP edge: estimate, confirm and look up rides, and the health probes."""
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .coarse import CoarseEstimator
+from .errors import abort_json
+from .results import ResultStore, RideConflict
+from .rides import InvalidRide, Ride, parse_ride
+from .stream import ResultListener, RidePublisher, StreamUnavailable
+
+log = logging.getLogger(__name__)
+bp = Blueprint("backend", __name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    estimator: CoarseEstimator
+    publisher: RidePublisher
+    listener: ResultListener
+    store: ResultStore
+    result_timeout_s: float
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["backend"]  # type: ignore[no-any-return]
+
+
+def read_ride() -> Ride:
+    payload = request.get_json(silent=True)
+    if payload is None:
+        abort_json(400, "the body must be a JSON object")
+    try:
+        return parse_ride(payload, datetime.now(UTC))
+    except InvalidRide as err:
+        abort_json(422, "invalid ride", fields=err.fields)
+
+
+def coarse(rt: Runtime, ride: Ride) -> float:
+    return rt.estimator.estimate(
+        ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.local_datetime
+    )
+
+
+@bp.post("/estimate")
+def estimate() -> Response:
+    """Answer at once with the coarse duration; nothing is published."""
+    return jsonify(duration_coarse=coarse(runtime(), read_ride()))
+
+
+@bp.post("/rides")
+def confirm() -> tuple[Response, int]:
+    """Publish a confirmed ride and wait, bounded, for its accurate duration."""
+    rt, ride = runtime(), read_ride()
+    ride_id = ride.ride_id or uuid.uuid4().hex
+    message = ride.message(ride_id)
+    try:
+        record = rt.store.begin(ride_id, hashlib.sha256(message).digest(), coarse(rt, ride))
+    except RideConflict as err:
+        abort_json(409, str(err), extra={"ride_id": ride_id})
+    if record.duration_final is None:
+        try:
+            rt.publisher.publish(message, ride_id=ride_id, reply_to=rt.listener.reply_to)
+        except StreamUnavailable as err:
+            log.error("ride not published", extra={"ride_id": ride_id, "error": str(err)})
+            abort_json(
+                503,
+                "the prediction stream is unavailable; the coarse duration stands",
+                extra={"ride_id": ride_id, "duration_coarse": record.duration_coarse},
+            )
+        record.done.wait(rt.result_timeout_s)
+    return jsonify(record.as_json()), 200 if record.duration_final is not None else 202
+
+
+@bp.get("/rides/<ride_id>")
+def lookup(ride_id: str) -> Response:
+    """Return what this process knows of a ride."""
+    record = runtime().store.get(ride_id)
+    if record is None:
+        abort_json(404, f"no ride {ride_id!r} in this process")
+    return jsonify(record.as_json())
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    rt = runtime()
+    checks = {"listener": rt.listener.running, "publisher": rt.publisher.healthy}
+    ready = all(checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503

@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Every name and setting the deploy scripts use, with its default. Override any of them from the
+# environment (REGION=europe-west1 deploy/setup.sh). cloudbuild.yaml repeats these defaults as
+# substitutions; tests/deploy checks that the two lists agree.
+
+PROJECT_ID="${PROJECT_ID:-${CLOUDSDK_CORE_PROJECT:-}}"
+REGION="${REGION:-us-central1}"
+
+# Artifact Registry (Docker format) holding both images.
+AR_REPOSITORY="${AR_REPOSITORY:-ride-duration}"
+
+# Cloud Run services.
+BACKEND_SERVICE="${BACKEND_SERVICE:-ride-backend}"
+PREDICTOR_SERVICE="${PREDICTOR_SERVICE:-ride-predictor}"
+
+# One service account per identity (6-30 characters each).
+BACKEND_SA_ID="${BACKEND_SA_ID:-ride-backend}"
+PREDICTOR_SA_ID="${PREDICTOR_SA_ID:-ride-predictor}"
+PUSH_INVOKER_SA_ID="${PUSH_INVOKER_SA_ID:-ride-push-invoker}"
+DEPLOYER_SA_ID="${DEPLOYER_SA_ID:-ride-deployer}"
+
+# Topics, named as the services read them (DESIGN.md).
+BACKEND_PUSH_STREAM="${BACKEND_PUSH_STREAM:-ride-data-push}"
+BACKEND_PULL_STREAM="${BACKEND_PULL_STREAM:-ride-duration-pull}"
+DEAD_LETTER_TOPIC="${DEAD_LETTER_TOPIC:-ride-data-dead-letter}"
+
+# The push subscription feeding the predictor and the one keeping dead letters for inspection.
+PUSH_SUBSCRIPTION="${PUSH_SUBSCRIPTION:-ride-data-push-sub}"
+DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_SUBSCRIPTION:-ride-data-dead-letter-sub}"
+# Pub/Sub waits this long for the predictor's answer before redelivering; it covers a cold
+# start behind the startup probe plus one prediction.
+PUSH_ACK_DEADLINE_S="${PUSH_ACK_DEADLINE_S:-60}"
+# Back-off between redeliveries of a failed push (Pub/Sub allows 0-600 s).
+PUSH_MIN_RETRY_DELAY_S="${PUSH_MIN_RETRY_DELAY_S:-10}"
+PUSH_MAX_RETRY_DELAY_S="${PUSH_MAX_RETRY_DELAY_S:-600}"
+# After this many failed deliveries a message moves to the dead-letter topic (Pub/Sub: 5-100).
+MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
+# How long unacked messages are kept (Pub/Sub's maximum, 7 days).
+MESSAGE_RETENTION_S="${MESSAGE_RETENTION_S:-604800}"
+
+# Secret Manager secrets holding the MLflow S3 artifact store's AWS keys.
+SECRET_AWS_ACCESS_KEY_ID="${SECRET_AWS_ACCESS_KEY_ID:-mlflow-aws-access-key-id}"
+SECRET_AWS_SECRET_ACCESS_KEY="${SECRET_AWS_SECRET_ACCESS_KEY:-mlflow-aws-secret-access-key}"
+
+# Custom role letting the backend create, read from and delete its own results subscriptions.
+BACKEND_ROLE_ID="${BACKEND_ROLE_ID:-rideBackendResultsSubscriber}"
+
+# Derived names: not meant to be overridden.
+sa_email() { printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT_ID"; }
+BACKEND_SA="$(sa_email "$BACKEND_SA_ID")"
+PREDICTOR_SA="$(sa_email "$PREDICTOR_SA_ID")"
+PUSH_INVOKER_SA="$(sa_email "$PUSH_INVOKER_SA_ID")"
+DEPLOYER_SA="$(sa_email "$DEPLOYER_SA_ID")"
+# `gcloud builds submit` stages the source here by default; the deployer must read it.
+BUILD_SOURCE_BUCKET="gs://${PROJECT_ID}_cloudbuild"

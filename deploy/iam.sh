@@ -1,0 +1,93 @@
+# shellcheck shell=bash
+# Who may do what. Every grant is on the one resource it is about, except three that cannot be:
+# the backend's custom role (it creates subscriptions whose names exist only at runtime), and the
+# deployer's run.admin and logging.logWriter (the services do not exist before the first deploy,
+# and build logs are written to the project). docs/deploy.md explains each grant.
+
+# Creating, pulling from and deleting its own per-process results subscriptions. No predefined
+# role is this narrow: roles/pubsub.editor would also let it delete topics.
+BACKEND_ROLE_PERMISSIONS="pubsub.subscriptions.consume,pubsub.subscriptions.create,pubsub.subscriptions.delete"
+
+project_number() {
+  if [[ -n "${PROJECT_NUMBER:-}" ]]; then
+    printf '%s' "$PROJECT_NUMBER"
+  elif [[ "$DRY_RUN" == 1 ]]; then
+    printf 'PROJECT_NUMBER'
+  else
+    gcloud projects describe "$PROJECT_ID" --format='value(projectNumber)'
+  fi
+}
+
+sorted_list() { tr ',' '\n' <<<"$1" | sort | paste -sd, -; }
+
+ensure_backend_role() {
+  local role="$BACKEND_ROLE_ID" have
+  if ! exists gcloud iam roles describe "$role" --project="$PROJECT_ID"; then
+    run gcloud iam roles create "$role" --project="$PROJECT_ID" --stage=GA \
+      --title="ride backend results subscriptions" \
+      --description="Create, pull from and delete per-process results subscriptions" \
+      --permissions="$BACKEND_ROLE_PERMISSIONS"
+    return
+  fi
+  have="$(query gcloud iam roles describe "$role" --project="$PROJECT_ID" \
+    --format='value(includedPermissions)')"
+  # gcloud lists the permissions separated by ';'.
+  if [[ "$(sorted_list "${have//;/,}")" != "$(sorted_list "$BACKEND_ROLE_PERMISSIONS")" ]]; then
+    run gcloud iam roles update "$role" --project="$PROJECT_ID" \
+      --permissions="$BACKEND_ROLE_PERMISSIONS"
+  fi
+}
+
+# Each grant is idempotent: adding a binding that exists leaves the policy as it is.
+grant_project() {
+  # --condition=None: without it gcloud refuses to add to a policy that has conditional bindings.
+  run gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$1" --role="$2" \
+    --condition=None
+}
+grant_topic() { run gcloud pubsub topics add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+grant_subscription() { run gcloud pubsub subscriptions add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+grant_secret() { run gcloud secrets add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+grant_service_account() { run gcloud iam service-accounts add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+grant_repository() { run gcloud artifacts repositories add-iam-policy-binding "$1" --location="$REGION" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+grant_bucket() { run gcloud storage buckets add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+
+setup_iam() {
+  local backend="serviceAccount:$BACKEND_SA" predictor="serviceAccount:$PREDICTOR_SA"
+  local deployer="serviceAccount:$DEPLOYER_SA" pubsub_agent
+  pubsub_agent="serviceAccount:service-$(project_number)@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  note "backend: publish rides; create, pull from and delete its own results subscriptions"
+  ensure_backend_role
+  grant_project "$backend" "projects/$PROJECT_ID/roles/$BACKEND_ROLE_ID"
+  grant_topic "$BACKEND_PUSH_STREAM" "$backend" roles/pubsub.publisher
+  # On a topic, roles/pubsub.subscriber grants only pubsub.topics.attachSubscription.
+  grant_topic "$BACKEND_PULL_STREAM" "$backend" roles/pubsub.subscriber
+
+  note "predictor: publish results and dead letters, read its two secrets"
+  grant_topic "$BACKEND_PULL_STREAM" "$predictor" roles/pubsub.publisher
+  grant_topic "$DEAD_LETTER_TOPIC" "$predictor" roles/pubsub.publisher
+  grant_secret "$SECRET_AWS_ACCESS_KEY_ID" "$predictor" roles/secretmanager.secretAccessor
+  grant_secret "$SECRET_AWS_SECRET_ACCESS_KEY" "$predictor" roles/secretmanager.secretAccessor
+
+  note "Pub/Sub service agent: forward dead letters, mint the push invoker's OIDC tokens"
+  grant_topic "$DEAD_LETTER_TOPIC" "$pubsub_agent" roles/pubsub.publisher
+  grant_subscription "$PUSH_SUBSCRIPTION" "$pubsub_agent" roles/pubsub.subscriber
+  grant_service_account "$PUSH_INVOKER_SA" "$pubsub_agent" roles/iam.serviceAccountTokenCreator
+
+  note "deployer (Cloud Build): push images, deploy both services as their own accounts"
+  # run.admin rather than run.developer: the build makes the backend public and lets the push
+  # invoker call the predictor, both IAM policies on services that do not exist before the
+  # first deploy.
+  grant_project "$deployer" roles/run.admin
+  # Builds run with a user-chosen account must write their logs to Cloud Logging themselves.
+  grant_project "$deployer" roles/logging.logWriter
+  grant_repository "$AR_REPOSITORY" "$deployer" roles/artifactregistry.writer
+  grant_bucket "$BUILD_SOURCE_BUCKET" "$deployer" roles/storage.objectViewer
+  grant_service_account "$BACKEND_SA" "$deployer" roles/iam.serviceAccountUser
+  grant_service_account "$PREDICTOR_SA" "$deployer" roles/iam.serviceAccountUser
+  # Setting a push subscription's OIDC account requires acting as that account.
+  grant_service_account "$PUSH_INVOKER_SA" "$deployer" roles/iam.serviceAccountUser
+  # Pointing the push subscription at the predictor is an update of that one subscription.
+  grant_subscription "$PUSH_SUBSCRIPTION" "$deployer" roles/pubsub.editor
+  note "push invoker: roles/run.invoker on $PREDICTOR_SERVICE, granted by cloudbuild.yaml once it exists"
+}

@@ -1,0 +1,75 @@
+# shellcheck shell=bash
+# Topics and subscriptions. Works against the Pub/Sub emulator too (docs/deploy.md), which is how
+# tests/deploy exercises it; IAM on these resources lives in iam.sh.
+
+# Whoever reads dead letters does so by hand or with a replay script: a minute per message.
+DEAD_LETTER_ACK_DEADLINE_S=60
+
+ensure_topic() {
+  local topic="$1"
+  if ! exists gcloud pubsub topics describe "$topic" --project="$PROJECT_ID"; then
+    run gcloud pubsub topics create "$topic" --project="$PROJECT_ID"
+  fi
+}
+
+# Create a subscription with the wanted settings, or update only the settings that drifted.
+# With a dead-letter topic it also gets the retry policy; the rest of the arguments are
+# create-only flags (the topic).
+ensure_subscription() {
+  local sub="$1" ack_deadline="$2" dead_letter_topic="$3"
+  shift 3
+  local -a retry=() dead_letter=()
+  local ack_flag="--ack-deadline=$ack_deadline"
+  local retention_flag="--message-retention-duration=${MESSAGE_RETENTION_S}s"
+  # Subscriptions expire after 31 days without subscribers by default, and a quiet dead-letter
+  # subscription is exactly that.
+  local expiration_flag="--expiration-period=never"
+  if [[ -n "$dead_letter_topic" ]]; then
+    retry=(--min-retry-delay="${PUSH_MIN_RETRY_DELAY_S}s" --max-retry-delay="${PUSH_MAX_RETRY_DELAY_S}s")
+    dead_letter=(--dead-letter-topic="$dead_letter_topic" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS")
+  fi
+  if ! exists gcloud pubsub subscriptions describe "$sub" --project="$PROJECT_ID"; then
+    run gcloud pubsub subscriptions create "$sub" "$@" "$ack_flag" "$retention_flag" \
+      "$expiration_flag" "${retry[@]}" "${dead_letter[@]}" --project="$PROJECT_ID"
+    return
+  fi
+  # The push endpoint is left alone: cloudbuild.yaml owns it once the predictor exists.
+  local ack retention ttl min_backoff max_backoff dl_topic dl_attempts
+  local fields="ackDeadlineSeconds,messageRetentionDuration,expirationPolicy.ttl"
+  fields+=",retryPolicy.minimumBackoff,retryPolicy.maximumBackoff"
+  fields+=",deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts"
+  IFS='|' read -r ack retention ttl min_backoff max_backoff dl_topic dl_attempts < <(
+    query gcloud pubsub subscriptions describe "$sub" --project="$PROJECT_ID" \
+      --format="value[separator='|'](${fields})"
+  ) || true
+  local -a changes=()
+  [[ "$ack" == "$ack_deadline" ]] || changes+=("$ack_flag")
+  [[ "$retention" == "${MESSAGE_RETENTION_S}s" ]] || changes+=("$retention_flag")
+  # An empty TTL is how Pub/Sub reports "never expires".
+  [[ -z "$ttl" ]] || changes+=("$expiration_flag")
+  if [[ -n "$dead_letter_topic" ]]; then
+    [[ "$min_backoff|$max_backoff" == "${PUSH_MIN_RETRY_DELAY_S}s|${PUSH_MAX_RETRY_DELAY_S}s" ]] ||
+      changes+=("${retry[@]}")
+    [[ "$dl_topic|$dl_attempts" == "projects/$PROJECT_ID/topics/$dead_letter_topic|$MAX_DELIVERY_ATTEMPTS" ]] ||
+      changes+=("${dead_letter[@]}")
+  fi
+  if ((${#changes[@]})); then
+    run gcloud pubsub subscriptions update "$sub" "${changes[@]}" --project="$PROJECT_ID"
+  fi
+}
+
+setup_pubsub() {
+  note "Pub/Sub topics: rides, results, dead letters"
+  local topic
+  for topic in "$BACKEND_PUSH_STREAM" "$BACKEND_PULL_STREAM" "$DEAD_LETTER_TOPIC"; do
+    ensure_topic "$topic"
+  done
+  # Created without an endpoint, because the predictor's URL exists only after its first
+  # deploy: rides published before then wait here instead of failing against a placeholder.
+  note "push subscription (pull until cloudbuild.yaml points it at the predictor)"
+  ensure_subscription "$PUSH_SUBSCRIPTION" "$PUSH_ACK_DEADLINE_S" "$DEAD_LETTER_TOPIC" \
+    --topic="$BACKEND_PUSH_STREAM"
+  note "dead-letter subscription, so nothing published there is lost"
+  ensure_subscription "$DEAD_LETTER_SUBSCRIPTION" "$DEAD_LETTER_ACK_DEADLINE_S" "" \
+    --topic="$DEAD_LETTER_TOPIC"
+}

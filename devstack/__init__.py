@@ -1,0 +1,1 @@
+"""Run the whole system on one machine: Pub/Sub emulator, MLflow model, both services."""

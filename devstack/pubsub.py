@@ -1,0 +1,95 @@
+"""Create the topics and subscriptions of the stream, as deploy/setup.sh does in GCP."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import pubsub_v1
+
+
+@dataclass(frozen=True)
+class Topology:
+    project: str
+    push_endpoint: str
+    rides_topic: str = "ride-data-push"
+    results_topic: str = "ride-duration-pull"
+    dead_letter_topic: str = "ride-data-dead-letter"
+    push_subscription: str = "ride-data-push-sub"
+    dead_letter_subscription: str = "ride-data-dead-letter-sub"
+    # A slow prediction past this is redelivered.
+    ack_deadline_s: int = 10
+    # Pub/Sub's minimum; what fails this often goes to the dead-letter topic.
+    max_delivery_attempts: int = 5
+    min_backoff_s: int = 1
+    max_backoff_s: int = 10
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project}/topics/{topic}"
+
+    def subscription_path(self, subscription: str) -> str:
+        return f"projects/{self.project}/subscriptions/{subscription}"
+
+
+@contextmanager
+def emulator_clients(
+    address: str,
+) -> Iterator[tuple[pubsub_v1.PublisherClient, pubsub_v1.SubscriberClient]]:
+    """Yield clients bound to the emulator at `address` (they read PUBSUB_EMULATOR_HOST)."""
+    saved = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = address
+    try:
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    finally:
+        if saved is None:
+            del os.environ["PUBSUB_EMULATOR_HOST"]
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = saved
+    try:
+        yield publisher, subscriber
+    finally:
+        publisher.stop()
+        subscriber.close()
+
+
+def provision(topology: Topology, address: str) -> None:
+    """Create every topic and subscription; what exists already is left as it is."""
+    t = topology
+    with emulator_clients(address) as (publisher, subscriber):
+        for topic in (t.rides_topic, t.results_topic, t.dead_letter_topic):
+            _ignore_existing(publisher.create_topic, request={"name": t.topic_path(topic)})
+        _ignore_existing(
+            subscriber.create_subscription,
+            request={
+                "name": t.subscription_path(t.push_subscription),
+                "topic": t.topic_path(t.rides_topic),
+                "push_config": {"push_endpoint": t.push_endpoint},
+                "ack_deadline_seconds": t.ack_deadline_s,
+                "retry_policy": {
+                    "minimum_backoff": {"seconds": t.min_backoff_s},
+                    "maximum_backoff": {"seconds": t.max_backoff_s},
+                },
+                "dead_letter_policy": {
+                    "dead_letter_topic": t.topic_path(t.dead_letter_topic),
+                    "max_delivery_attempts": t.max_delivery_attempts,
+                },
+            },
+        )
+        _ignore_existing(
+            subscriber.create_subscription,
+            request={
+                "name": t.subscription_path(t.dead_letter_subscription),
+                "topic": t.topic_path(t.dead_letter_topic),
+                # Keep dead letters for Pub/Sub's maximum, a week, for inspection and replay.
+                "message_retention_duration": {"seconds": 7 * 24 * 3600},
+                "ack_deadline_seconds": 60,
+            },
+        )
+
+
+def _ignore_existing(create, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    try:
+        create(**kwargs, timeout=10)
+    except AlreadyExists:
+        pass

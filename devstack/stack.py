@@ -1,0 +1,231 @@
+"""The whole system on loopback: emulator, topics, model, predictor and backend processes."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .emulator import Emulator
+from .processes import Process, http_status, port_open, wait_until
+from .pubsub import Topology, provision
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 90  # a predictor loading from the MLflow registry imports MLflow first
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `make run` lets a user change, read from the environment by `from_env`."""
+
+    project: str = "local-project"
+    emulator_port: int = 8085
+    predictor_port: int = 8081
+    backend_ports: tuple[int, ...] = (8080,)
+    backend_workers: int = 2
+    predictor_workers: int = 2
+    rides_topic: str = "ride-data-push"
+    results_topic: str = "ride-duration-pull"
+    dead_letter_topic: str = "ride-data-dead-letter"
+    push_subscription: str = "ride-data-push-sub"
+    dead_letter_subscription: str = "ride-data-dead-letter-sub"
+    tracking_uri: str = f"sqlite:///{ROOT / '.local' / 'mlflow.db'}"
+    artifact_location: str = str(ROOT / ".local" / "mlartifacts")
+    model_name: str = "ride-duration"
+    model_alias: str = "production"
+    model_uri: str | None = None  # default: models:/<model_name>@<model_alias>
+    workdir: Path = ROOT / ".local" / "run"
+    service_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str]) -> "Settings":
+        """Read the overrides `make run` documents; unset variables keep the defaults."""
+        d = cls()
+        get = environ.get
+        return cls(
+            project=get("PROJECT_ID", d.project),
+            emulator_port=int(get("PUBSUB_EMULATOR_PORT", d.emulator_port)),
+            predictor_port=int(get("PREDICTOR_PORT", d.predictor_port)),
+            backend_ports=(int(get("BACKEND_PORT", d.backend_ports[0])),),
+            backend_workers=int(get("BACKEND_WORKERS", d.backend_workers)),
+            predictor_workers=int(get("PREDICTOR_WORKERS", d.predictor_workers)),
+            rides_topic=get("BACKEND_PUSH_STREAM", d.rides_topic),
+            results_topic=get("BACKEND_PULL_STREAM", d.results_topic),
+            dead_letter_topic=get("DEAD_LETTER_TOPIC", d.dead_letter_topic),
+            push_subscription=get("PUSH_SUBSCRIPTION", d.push_subscription),
+            dead_letter_subscription=get("DEAD_LETTER_SUBSCRIPTION", d.dead_letter_subscription),
+            tracking_uri=get("MLFLOW_TRACKING_URI", d.tracking_uri),
+            artifact_location=get("MLFLOW_ARTIFACT_LOCATION", d.artifact_location),
+            model_uri=get("MODEL_URI") or None,
+        )
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(
+            project=self.project,
+            push_endpoint=f"http://127.0.0.1:{self.predictor_port}/",
+            rides_topic=self.rides_topic,
+            results_topic=self.results_topic,
+            dead_letter_topic=self.dead_letter_topic,
+            push_subscription=self.push_subscription,
+            dead_letter_subscription=self.dead_letter_subscription,
+        )
+
+
+class Service:
+    """One service under gunicorn, as its container runs it, on a loopback port."""
+
+    def __init__(self, package: str, port: int, env: dict[str, str], log_path: Path) -> None:
+        self.package, self.port = package, port
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            f"python:{package}.gunicorn_conf",
+            f"{package}:create_app()",
+        ]
+        env = env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)}
+        self.process = Process(f"{package}:{port}", argv, env, log_path)
+
+    def start(self, wait: bool = True, timeout_s: float = READY_TIMEOUT_S) -> None:
+        if port_open("127.0.0.1", self.port):
+            raise RuntimeError(f"port {self.port} is already in use; {self.package} cannot bind")
+        self.process.start()
+        if wait:
+            self.wait_ready(timeout_s)
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        def ready() -> bool:
+            if not self.process.alive():
+                raise RuntimeError(f"{self.package} exited:\n{self.process.log_tail()}")
+            return http_status(f"{self.url}/readyz") == 200
+
+        wait_until(ready, timeout_s, what=f"{self.package} on {self.url}")
+
+    def stop(self, timeout_s: float = 15.0) -> float:
+        return self.process.stop(timeout_s)
+
+
+class Stack:
+    """Start the parts in dependency order and stop them all, in reverse, by PID."""
+
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda _: None):
+        self.settings = settings
+        self.progress = progress
+        self.address = f"127.0.0.1:{settings.emulator_port}"
+        settings.workdir.mkdir(parents=True, exist_ok=True)
+        self.emulator = Emulator(settings.emulator_port, settings.project, settings.workdir)
+        self.predictor = Service(
+            "predictor_service",
+            settings.predictor_port,
+            self._env(settings.predictor_workers, model=True),
+            settings.workdir / "predictor.log",
+        )
+        self.backends = [
+            Service(
+                "backend_service",
+                port,
+                self._env(settings.backend_workers),
+                settings.workdir / f"backend-{port}.log",
+            )
+            for port in settings.backend_ports
+        ]
+
+    @property
+    def model_uri(self) -> str:
+        s = self.settings
+        return s.model_uri or f"models:/{s.model_name}@{s.model_alias}"
+
+    def _env(self, workers: int, model: bool = False) -> dict[str, str]:
+        s = self.settings
+        env = dict(os.environ) | {
+            "PUBSUB_EMULATOR_HOST": self.address,
+            "PROJECT_ID": s.project,
+            "BACKEND_PUSH_STREAM": s.rides_topic,
+            "BACKEND_PULL_STREAM": s.results_topic,
+            "DEAD_LETTER_TOPIC": s.dead_letter_topic,
+            "WEB_CONCURRENCY": str(workers),
+        }
+        if model:
+            env |= {"MODEL_URI": self.model_uri, "MLFLOW_TRACKING_URI": s.tracking_uri}
+        return env | s.service_env
+
+    def start(self) -> None:
+        try:
+            self.progress(f"starting the Pub/Sub emulator on {self.address}")
+            self.emulator.start()
+            self.ensure_model()
+            self.progress("creating topics and subscriptions")
+            provision(self.settings.topology, self.address)
+            self.progress(
+                f"starting the predictor on {self.predictor.url} (loads {self.model_uri})"
+            )
+            self.predictor.start()
+            for backend in self.backends:
+                self.progress(f"starting the backend on {backend.url}")
+                backend.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def ensure_model(self) -> None:
+        """Train and register the default model if the registry has none under the alias."""
+        s = self.settings
+        if s.model_uri and not s.model_uri.startswith(f"models:/{s.model_name}@"):
+            return
+        env = dict(os.environ) | {"MLFLOW_TRACKING_URI": s.tracking_uri, "PYTHONPATH": str(ROOT)}
+        probe = subprocess.run(
+            [sys.executable, "-c", _HAS_MODEL, s.model_name, s.model_alias],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if probe.returncode == 0:
+            self.progress(f"model {json.loads(probe.stdout)} is registered")
+            return
+        self.progress("no model registered yet: training the default model (about 20 s)")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "training.train",
+                "--tracking-uri",
+                s.tracking_uri,
+                "--artifact-location",
+                s.artifact_location,
+                "--model-name",
+                s.model_name,
+                "--alias",
+                s.model_alias,
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            timeout=900,
+        )
+
+    def provision(self) -> None:
+        provision(self.settings.topology, self.address)
+
+    def stop(self) -> None:
+        for service in [*self.backends, self.predictor]:
+            service.stop()
+        self.emulator.stop()
+
+
+_HAS_MODEL = """
+import json, sys
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+try:
+    mv = MlflowClient().get_model_version_by_alias(sys.argv[1], sys.argv[2])
+except MlflowException:
+    sys.exit(1)
+print(json.dumps(f"models:/{mv.name}/{mv.version}"))
+"""

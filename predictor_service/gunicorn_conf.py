@@ -1,0 +1,22 @@
+"""Gunicorn settings for Cloud Run; `gunicorn -c python:predictor_service.gunicorn_conf`."""
+
+import os
+
+# Cloud Run sends traffic to $PORT. https://cloud.google.com/run/docs/container-contract#port
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
+# One worker per container and threads for concurrency, as Cloud Run's Python samples do;
+# WEB_CONCURRENCY lets a bigger instance (or a local run) add processes.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Cloud Run enforces its own request timeout; gunicorn's would kill slow model loads.
+timeout = 0
+# Cloud Run sends SIGKILL 10 s after SIGTERM: drain in less.
+# https://cloud.google.com/run/docs/container-contract#instance-shutdown
+graceful_timeout = 8
+# The model and gRPC clients are created per worker, after fork; never preload.
+preload_app = False
+accesslog = None
+# Gunicorn 26's control socket has one default path per user: several servers on one machine
+# would fight over it, and nothing here uses it.
+control_socket_disable = True

@@ -1,0 +1,62 @@
+"""Publish results and dead letters, and wait until Pub/Sub has them."""
+
+import logging
+from typing import Any, Protocol
+
+from google.cloud import pubsub_v1
+
+from .errors import TransientError
+
+log = logging.getLogger(__name__)
+
+# Pub/Sub limits: 10 MB a message, 1024 bytes an attribute value.
+# https://cloud.google.com/pubsub/quotas#resource_limits
+MAX_DEAD_LETTER_BYTES = 9 * 1024 * 1024
+MAX_ATTRIBUTE_CHARS = 1000
+
+
+class PublisherClient(Protocol):
+    def publish(self, topic: str, data: bytes, **attrs: str) -> Any: ...
+
+
+def make_client(max_latency_s: float) -> pubsub_v1.PublisherClient:
+    """Create the gRPC client; call it in the worker, after gunicorn forks."""
+    # Every request waits for its own publish, so the default 10 ms batching delay would be
+    # added to each one; batches still form when requests arrive together.
+    settings = pubsub_v1.types.BatchSettings(max_latency=max_latency_s, max_messages=100)
+    return pubsub_v1.PublisherClient(batch_settings=settings)
+
+
+class ResultPublisher:
+    """Send predictions to the results topic and bad messages to the dead-letter topic."""
+
+    def __init__(
+        self,
+        client: PublisherClient,
+        project_id: str,
+        results_topic: str,
+        dead_letter_topic: str,
+        timeout_s: float,
+    ) -> None:
+        self._client = client
+        self._results = f"projects/{project_id}/topics/{results_topic}"
+        self._dead_letters = f"projects/{project_id}/topics/{dead_letter_topic}"
+        self._timeout_s = timeout_s
+
+    def publish_result(self, data: bytes, attributes: dict[str, str]) -> str:
+        """Publish a prediction and return its message id once Pub/Sub confirms it."""
+        return self._publish(self._results, data, attributes)
+
+    def dead_letter(self, data: bytes, attributes: dict[str, str]) -> str:
+        """Publish an unprocessable message with the reason in its attributes."""
+        attributes = {k: v[:MAX_ATTRIBUTE_CHARS] for k, v in attributes.items()}
+        if len(data) > MAX_DEAD_LETTER_BYTES:
+            attributes["truncated_from_bytes"] = str(len(data))
+            data = data[:MAX_DEAD_LETTER_BYTES]
+        return self._publish(self._dead_letters, data, attributes)
+
+    def _publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        try:
+            return str(self._client.publish(topic, data, **attributes).result(self._timeout_s))
+        except Exception as err:  # the future raises gRPC, timeout and client errors alike
+            raise TransientError(f"publish to {topic} failed: {type(err).__name__}: {err}") from err

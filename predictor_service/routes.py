@@ -1,0 +1,79 @@
+"""HTTP edge: the push endpoint and the health probes."""
+
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .envelope import encode_result, parse_envelope
+from .errors import PermanentError, TransientError
+from .features import prepare_features
+from .model import LoadedModel
+from .publisher import ResultPublisher
+from .rides import decode_ride
+
+log = logging.getLogger(__name__)
+bp = Blueprint("predictor", __name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    model: LoadedModel
+    publisher: ResultPublisher
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["predictor"]  # type: ignore[no-any-return]
+
+
+@bp.post("/")
+def push() -> tuple[str, int]:
+    """Predict one pushed ride and publish the result; 204 acks, 503 asks for redelivery."""
+    rt = runtime()
+    try:
+        message = parse_envelope(request.get_data())
+        ride = decode_ride(message.data)
+    except PermanentError as err:
+        dead_letter(rt.publisher, err, request.get_json(silent=True))
+        return "", 204
+    features = prepare_features(
+        [ride.pickup_zone], [ride.dropoff_zone], [ride.trip_distance], [ride.pickup_datetime]
+    )
+    duration = round(float(rt.model.predict(features)[0]), 2)
+    attributes = {"ride_id": ride.ride_id}
+    if reply_to := message.attributes.get("reply_to"):
+        attributes["reply_to"] = reply_to
+    rt.publisher.publish_result(encode_result(ride.ride_id, duration, rt.model.version), attributes)
+    return "", 204
+
+
+def dead_letter(publisher: ResultPublisher, err: PermanentError, envelope: object) -> None:
+    """Forward what could not be processed, with why, before it is acked."""
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    attributes = dict(message.get("attributes") or {}) if isinstance(message, dict) else {}
+    attributes = {str(k): str(v) for k, v in attributes.items()}
+    attributes.update(reason=err.reason, error=err.detail)
+    if isinstance(message, dict) and message.get("messageId"):
+        attributes["source_message_id"] = str(message["messageId"])
+    message_id = publisher.dead_letter(err.payload, attributes)
+    log.warning(
+        "dead-lettered a push message",
+        extra={"reason": err.reason, "error": err.detail[:200], "dead_letter_id": message_id},
+    )
+
+
+@bp.errorhandler(TransientError)
+def transient(err: TransientError) -> tuple[str, int]:
+    log.error("push not processed, asking for redelivery", extra={"error": str(err)})
+    return "", 503
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    # The factory loads the model before the worker accepts connections: serving means ready.
+    return jsonify(status="ready", model_version=runtime().model.version)
