@@ -99,4 +99,9 @@ def readyz() -> tuple[Response, int]:
     rt = runtime()
     checks = {"listener": rt.listener.running, "publisher": rt.publisher.healthy}
     ready = all(checks.values())
-    return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "checks": checks,
+        "reply_to": rt.listener.reply_to,
+    }
+    return jsonify(body), 200 if ready else 503

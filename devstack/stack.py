@@ -113,12 +113,21 @@ class Service:
 class Stack:
     """Start the parts in dependency order and stop them all, in reverse, by PID."""
 
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda _: None):
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Callable[[str], None] = lambda _: None,
+        emulator: Emulator | None = None,
+    ) -> None:
+        """Use `emulator` if given (already running, and left running), else own one."""
         self.settings = settings
         self.progress = progress
-        self.address = f"127.0.0.1:{settings.emulator_port}"
         settings.workdir.mkdir(parents=True, exist_ok=True)
-        self.emulator = Emulator(settings.emulator_port, settings.project, settings.workdir)
+        self.owns_emulator = emulator is None
+        self.emulator = emulator or Emulator(
+            settings.emulator_port, settings.project, settings.workdir
+        )
+        self.address = self.emulator.address
         self.predictor = Service(
             "predictor_service",
             settings.predictor_port,
@@ -156,8 +165,9 @@ class Stack:
 
     def start(self) -> None:
         try:
-            self.progress(f"starting the Pub/Sub emulator on {self.address}")
-            self.emulator.start()
+            if self.owns_emulator:
+                self.progress(f"starting the Pub/Sub emulator on {self.address}")
+                self.emulator.start()
             self.ensure_model()
             self.progress("creating topics and subscriptions")
             provision(self.settings.topology, self.address)
@@ -216,7 +226,8 @@ class Stack:
     def stop(self) -> None:
         for service in [*self.backends, self.predictor]:
             service.stop()
-        self.emulator.stop()
+        if self.owns_emulator:
+            self.emulator.stop()
 
 
 _HAS_MODEL = """

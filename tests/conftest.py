@@ -1,0 +1,88 @@
+"""Fixtures shared by every test package: a trained model, the emulator, a running stack."""
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack.emulator import Emulator, unavailable_reason
+from devstack.processes import free_port
+from devstack.stack import Settings, Stack
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    tracking_uri: str
+    model_uri: str  # models:/ride-duration@production
+    folder: Path  # the logged MLflow model folder, usable as a local MODEL_URI
+    figures: dict[str, float | str]
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """Train the real model on the project's TLC data once per session (about 15 s)."""
+    from mlflow import MlflowClient
+
+    from training.train import main as train
+
+    root = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    figures = train(
+        ["--tracking-uri", tracking_uri, "--artifact-location", str(root / "artifacts")]
+    )
+    version = MlflowClient(tracking_uri).get_model_version("ride-duration", figures["model_version"])
+    folder = next((root / "artifacts").glob(f"models/{version.model_id}/artifacts"))
+    return TrainedModel(tracking_uri, "models:/ride-duration@production", folder, figures)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One Pub/Sub emulator for the session; tests isolate themselves with their own topics."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"Pub/Sub emulator unavailable: {reason}")
+    instance = Emulator(free_port(), "test-project", tmp_path_factory.mktemp("emulator"))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(
+    emulator: Emulator, trained_model: TrainedModel, tmp_path: Path
+) -> Iterator[StackFactory]:
+    """Build stacks on the session emulator with topics of their own; stop them afterwards."""
+    stacks: list[Stack] = []
+
+    def build(backends: int = 1, backend_workers: int = 1, **overrides: object) -> Stack:
+        suffix = uuid.uuid4().hex[:8]
+        settings = Settings(
+            project=emulator.project,
+            emulator_port=emulator.port,
+            predictor_port=free_port(),
+            backend_ports=tuple(free_port() for _ in range(backends)),
+            backend_workers=backend_workers,
+            predictor_workers=1,
+            rides_topic=f"rides-{suffix}",
+            results_topic=f"results-{suffix}",
+            dead_letter_topic=f"dead-letters-{suffix}",
+            push_subscription=f"rides-push-{suffix}",
+            dead_letter_subscription=f"dead-letters-sub-{suffix}",
+            tracking_uri=trained_model.tracking_uri,
+            model_uri=trained_model.model_uri,
+            workdir=tmp_path / f"stack-{len(stacks)}",
+            **overrides,  # type: ignore[arg-type]
+        )
+        stack = Stack(settings, emulator=emulator)
+        stacks.append(stack)
+        stack.start()
+        return stack
+
+    yield build
+    for stack in reversed(stacks):
+        stack.stop()
