@@ -18,9 +18,6 @@ timeout = 0
 graceful_timeout = 8
 preload_app = False
 accesslog = None
-# Gunicorn 26's control socket has one default path per user: several servers on one machine
-# would fight over it, and nothing here uses it.
-control_socket_disable = True
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -53,8 +53,10 @@ grant_bucket() { run gcloud storage buckets add-iam-policy-binding "$1" --member
 
 setup_iam() {
   local backend="serviceAccount:$BACKEND_SA" predictor="serviceAccount:$PREDICTOR_SA"
-  local deployer="serviceAccount:$DEPLOYER_SA" pubsub_agent
-  pubsub_agent="serviceAccount:service-$(project_number)@gcp-sa-pubsub.iam.gserviceaccount.com"
+  local deployer="serviceAccount:$DEPLOYER_SA" number pubsub_agent
+  number="$(project_number)"
+  [[ -n "$number" ]] || die "cannot read the project number of $PROJECT_ID (set PROJECT_NUMBER)"
+  pubsub_agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
 
   note "backend: publish rides; create, pull from and delete its own results subscriptions"
   ensure_backend_role

@@ -32,7 +32,7 @@ def create_app(
     log.info("model loaded", extra={"model_uri": config.model_uri, "model_version": model.version})
     if publisher is None:
         publisher = ResultPublisher(
-            make_client(config.publish_max_latency_s),
+            make_client(config.publish_max_latency_s, config.publish_timeout_s),
             config.project_id,
             config.results_topic,
             config.dead_letter_topic,

@@ -17,6 +17,3 @@ graceful_timeout = 8
 # The model and gRPC clients are created per worker, after fork; never preload.
 preload_app = False
 accesslog = None
-# Gunicorn 26's control socket has one default path per user: several servers on one machine
-# would fight over it, and nothing here uses it.
-control_socket_disable = True

@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from .native import NativeBooster
+
 log = logging.getLogger(__name__)
 
 _MODELS_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
@@ -24,7 +26,7 @@ class ModelLoadError(RuntimeError):
 @dataclass(frozen=True)
 class LoadedModel:
     version: str
-    booster: Any  # lightgbm.Booster
+    booster: Any  # NativeBooster, or anything with lightgbm.Booster's predict()
 
     def predict(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Return one duration in minutes per feature row."""
@@ -78,8 +80,6 @@ def _download(uri: str) -> Path:
 
 
 def _load_folder(folder: Path, version: str | None) -> LoadedModel:
-    import lightgbm
-
     mlmodel_path = folder / "MLmodel"
     if not mlmodel_path.is_file():
         raise ModelLoadError(f"{folder} is not an MLflow model folder (no MLmodel file)")
@@ -87,7 +87,7 @@ def _load_folder(folder: Path, version: str | None) -> LoadedModel:
     flavor = (mlmodel.get("flavors") or {}).get("lightgbm")
     if not flavor:
         raise ModelLoadError(f"{folder} holds no lightgbm flavor; found {list(mlmodel['flavors'])}")
-    booster = lightgbm.Booster(model_file=str(folder / flavor["data"]))
+    booster = NativeBooster(folder / flavor["data"])
     if version is None:
         version = mlmodel.get("model_id") or f"run:{mlmodel.get('run_id', 'unknown')}"
     return LoadedModel(version=str(version), booster=booster)

@@ -5,6 +5,7 @@ from typing import Any, Protocol
 
 from google.cloud import pubsub_v1
 
+from .batching import GroupCommitPublisher
 from .errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,11 @@ class PublisherClient(Protocol):
     def publish(self, topic: str, data: bytes, **attrs: str) -> Any: ...
 
 
-def make_client(max_latency_s: float) -> pubsub_v1.PublisherClient:
+def make_client(max_latency_s: float, timeout_s: float = 5.0) -> GroupCommitPublisher:
     """Create the gRPC client; call it in the worker, after gunicorn forks."""
-    # Every request waits for its own publish, so the default 10 ms batching delay would be
-    # added to each one; batches still form when requests arrive together.
-    settings = pubsub_v1.types.BatchSettings(max_latency=max_latency_s, max_messages=100)
-    return pubsub_v1.PublisherClient(batch_settings=settings)
+    # Every request waits for its own publish, so a batching delay would be added to each one:
+    # group commit batches what arrives while an RPC is in flight and waits for nothing else.
+    return GroupCommitPublisher(pubsub_v1.PublisherClient(), timeout_s, linger_s=max_latency_s)
 
 
 class ResultPublisher:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .envelope import encode_result, parse_envelope
+from .envelope import PushMessage, encode_result, parse_envelope
 from .errors import PermanentError, TransientError
 from .features import prepare_features
 from .model import LoadedModel
@@ -30,11 +30,12 @@ def runtime() -> Runtime:
 def push() -> tuple[str, int]:
     """Predict one pushed ride and publish the result; 204 acks, 503 asks for redelivery."""
     rt = runtime()
+    message = None
     try:
         message = parse_envelope(request.get_data())
         ride = decode_ride(message.data)
     except PermanentError as err:
-        dead_letter(rt.publisher, err, request.get_json(silent=True))
+        dead_letter(rt.publisher, err, message)
         return "", 204
     features = prepare_features(
         [ride.pickup_zone], [ride.dropoff_zone], [ride.trip_distance], [ride.pickup_datetime]
@@ -47,14 +48,14 @@ def push() -> tuple[str, int]:
     return "", 204
 
 
-def dead_letter(publisher: ResultPublisher, err: PermanentError, envelope: object) -> None:
+def dead_letter(
+    publisher: ResultPublisher, err: PermanentError, message: PushMessage | None
+) -> None:
     """Forward what could not be processed, with why, before it is acked."""
-    message = envelope.get("message") if isinstance(envelope, dict) else None
-    attributes = dict(message.get("attributes") or {}) if isinstance(message, dict) else {}
-    attributes = {str(k): str(v) for k, v in attributes.items()}
+    attributes = dict(message.attributes) if message else {}
     attributes.update(reason=err.reason, error=err.detail)
-    if isinstance(message, dict) and message.get("messageId"):
-        attributes["source_message_id"] = str(message["messageId"])
+    if message and message.message_id:
+        attributes["source_message_id"] = message.message_id
     message_id = publisher.dead_letter(err.payload, attributes)
     log.warning(
         "dead-lettered a push message",

@@ -23,8 +23,6 @@ class TrainedModel:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     """Train the real model on the project's TLC data once per session (about 15 s)."""
-    from mlflow import MlflowClient
-
     from training.train import main as train
 
     root = tmp_path_factory.mktemp("mlflow")
@@ -32,8 +30,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     figures = train(
         ["--tracking-uri", tracking_uri, "--artifact-location", str(root / "artifacts")]
     )
-    version = MlflowClient(tracking_uri).get_model_version("ride-duration", figures["model_version"])
-    folder = next((root / "artifacts").glob(f"models/{version.model_id}/artifacts"))
+    folder = next((root / "artifacts").glob("**/MLmodel")).parent
     return TrainedModel(tracking_uri, "models:/ride-duration@production", folder, figures)
 
 

@@ -1,0 +1,106 @@
+"""Fixtures for the deploy tests: gcloud without credentials, an emulator, a small model."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.emulator import Emulator, unavailable_reason
+
+ROOT = Path(__file__).resolve().parents[2]
+# Ports this suite may bind, kept apart from the stack's (8080, 8081, 8085 and random ones).
+PORTS = range(8185, 8200)
+
+
+def free_port() -> int:
+    """Return a loopback port from PORTS that nothing is bound to."""
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def offline_env(config_dir: Path, **extra: str) -> dict[str, str]:
+    """Return an environment where gcloud has no account, no project and no metadata server."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CLOUDSDK_", "GOOGLE_", "PUBSUB_EMULATOR"))
+    }
+    ca_bundle = os.environ.get("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
+    env |= {
+        "CLOUDSDK_CONFIG": str(config_dir),
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+    }
+    if ca_bundle:
+        env["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"] = ca_bundle
+    return env | extra
+
+
+@pytest.fixture(scope="session")
+def gcloud() -> str:
+    path = shutil.which("gcloud")
+    if path is None:
+        pytest.skip("gcloud is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gcloud_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gcloud configuration folder of our own, so the user's account is never used."""
+    return tmp_path_factory.mktemp("gcloud-config")
+
+
+@pytest.fixture(scope="session")
+def deploy_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """A Pub/Sub emulator on a port of this suite's own; tests isolate by resource names."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"Pub/Sub emulator unavailable: {reason}")
+    instance = Emulator(free_port(), "deploy-test", tmp_path_factory.mktemp("deploy-emulator"))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+_SAVE_MODEL = """
+import sys
+import lightgbm as lgb
+import mlflow.lightgbm
+import numpy as np
+
+# Five columns, as predictor_service.features.prepare_features returns.
+rng = np.random.default_rng(0)
+features = rng.uniform(0, 30, size=(300, 5))
+booster = lgb.train(
+    {"objective": "regression", "verbose": -1, "num_leaves": 4},
+    lgb.Dataset(features, 2 + features[:, 2] * 3),
+    num_boost_round=5,
+)
+mlflow.lightgbm.save_model(booster, sys.argv[1])
+"""
+
+
+@pytest.fixture(scope="session")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small LightGBM model saved in MLflow's format (seconds, not a training run)."""
+    folder = tmp_path_factory.mktemp("model") / "model"
+    # A child process keeps MLflow's import-time warnings out of this one.
+    subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _SAVE_MODEL, str(folder)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return folder

@@ -1,0 +1,66 @@
+"""Run the deploy scripts and read the plans they print."""
+
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SETUP = ROOT / "deploy" / "setup.sh"
+ROLLOUT = ROOT / "deploy" / "rollout_predictor.sh"
+
+
+@dataclass(frozen=True)
+class Plan:
+    commands: list[list[str]]  # what would change something, in order
+    checks: list[list[str]]  # read-only probes, printed as "# check: ..." comments
+    text: str
+
+
+def run_script(script: Path, *args: str, env: dict[str, str], timeout_s: float = 120):  # type: ignore[no-untyped-def]
+    """Run a deploy script with exactly `env`; return the finished process (text output)."""
+    return subprocess.run(
+        ["bash", str(script), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def dry_run(script: Path, *args: str, env: dict[str, str]) -> Plan:
+    """Run `script --dry-run` and parse the commands it prints."""
+    done = run_script(script, "--dry-run", *args, env=env)
+    assert done.returncode == 0, done.stderr
+    return parse_plan(done.stdout + done.stderr)
+
+
+def parse_plan(text: str) -> Plan:
+    commands, checks = [], []
+    for line in text.splitlines():
+        if line.startswith("# check: gcloud "):
+            checks.append(shlex.split(line.removeprefix("# check: ")))
+        elif line.startswith("gcloud "):
+            commands.append(shlex.split(line, comments=True))
+    return Plan(commands, checks, text)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The caller's PATH and HOME only, plus `extra`: no stray project or credentials."""
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")} | extra
+
+
+def config_defaults(**env: str) -> dict[str, str]:
+    """Every variable deploy/config.sh sets, as it sets it in `env`."""
+    text = (ROOT / "deploy" / "config.sh").read_text()
+    names = re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)
+    script = "source deploy/config.sh; " + "; ".join(f'printf "%s\\n" "${n}"' for n in names)
+    done = subprocess.run(
+        ["bash", "-c", script], env=base_env(**env), cwd=ROOT, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    return dict(zip(names, done.stdout.splitlines(), strict=True))

@@ -1,0 +1,148 @@
+"""deploy/rollout_predictor.sh, fed the environment cloudbuild.yaml's deploy-predictor step sets."""
+
+from pathlib import Path
+
+import pytest
+
+from . import cloudbuild
+from .fake_gcloud import FakeGcloud
+from .scripts import ROLLOUT, base_env, dry_run, run_script
+
+PROJECT = "demo-project"
+INVOKER = f"ride-push-invoker@{PROJECT}.iam.gserviceaccount.com"
+URL = "https://ride-predictor-abc123-uc.a.run.app"
+
+
+def step_env(**overrides: str) -> dict[str, str]:
+    """The deploy-predictor step's env, expanded with the defaults and `overrides`."""
+    config = cloudbuild.load()
+    values = cloudbuild.values(config, PROJECT_ID=PROJECT, COMMIT_SHA="0123abcd") | overrides
+    entries = cloudbuild.step(config, "deploy-predictor")["env"]
+    return dict(cloudbuild.substitute(entry, values).split("=", 1) for entry in entries)
+
+
+def with_tracking(**overrides: str) -> dict[str, str]:
+    return step_env(_MLFLOW_TRACKING_URI="https://mlflow.example.com", **overrides)
+
+
+def command(plan, *prefix: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return next(c for c in plan.commands if c[: len(prefix)] == list(prefix))
+
+
+def flag(argv: list[str], name: str) -> str:
+    return next(a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}="))
+
+
+def env_vars(deploy: list[str]) -> dict[str, str]:
+    joined = flag(deploy, "set-env-vars").removeprefix("^|^")
+    return dict(item.split("=", 1) for item in joined.split("|"))
+
+
+@pytest.fixture(scope="module")
+def plan():  # type: ignore[no-untyped-def]
+    return dry_run(ROLLOUT, env=base_env() | with_tracking())
+
+
+def test_predictor_is_private_and_runs_as_its_own_account(plan) -> None:  # type: ignore[no-untyped-def]
+    deploy = command(plan, "gcloud", "run", "deploy", "ride-predictor")
+
+    assert "--no-allow-unauthenticated" in deploy
+    assert flag(deploy, "service-account") == f"ride-predictor@{PROJECT}.iam.gserviceaccount.com"
+    assert flag(deploy, "image").endswith("/ride-duration/ride-predictor:0123abcd")
+
+
+def test_aws_keys_come_from_secret_manager(plan) -> None:  # type: ignore[no-untyped-def]
+    deploy = command(plan, "gcloud", "run", "deploy")
+
+    assert flag(deploy, "set-secrets") == (
+        "AWS_ACCESS_KEY_ID=mlflow-aws-access-key-id:latest,"
+        "AWS_SECRET_ACCESS_KEY=mlflow-aws-secret-access-key:latest"
+    )
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env_vars(deploy))
+
+
+def test_traffic_waits_for_the_model_behind_readyz(plan) -> None:  # type: ignore[no-untyped-def]
+    deploy = command(plan, "gcloud", "run", "deploy")
+
+    assert "httpGet.path=/readyz" in flag(deploy, "startup-probe").split(",")
+    assert "--cpu-boost" in deploy
+
+
+def test_model_and_topics_come_from_substitutions() -> None:
+    plan = dry_run(ROLLOUT, env=base_env() | with_tracking(_MODEL_URI="runs:/abc/model"))
+
+    assert env_vars(command(plan, "gcloud", "run", "deploy")) == {
+        "PROJECT_ID": PROJECT,
+        "MODEL_URI": "runs:/abc/model",
+        "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+        "BACKEND_PULL_STREAM": "ride-duration-pull",
+        "DEAD_LETTER_TOPIC": "ride-data-dead-letter",
+        "LOG_LEVEL": "INFO",
+        "PUSH_SERVICE_ACCOUNT": INVOKER,
+    }
+
+
+def test_s3_endpoint_is_set_only_when_given() -> None:
+    minio = with_tracking(_MLFLOW_S3_ENDPOINT_URL="http://minio.internal:9000")
+    plan = dry_run(ROLLOUT, env=base_env() | minio)
+
+    assert env_vars(command(plan, "gcloud", "run", "deploy"))["MLFLOW_S3_ENDPOINT_URL"] == (
+        "http://minio.internal:9000"
+    )
+
+
+def test_registry_model_without_tracking_server_is_refused() -> None:
+    done = run_script(ROLLOUT, "--dry-run", env=base_env() | step_env())
+
+    assert done.returncode == 1
+    assert "set MLFLOW_TRACKING_URI" in done.stderr
+
+
+def test_s3_model_needs_no_tracking_server() -> None:
+    env = base_env() | step_env(_MODEL_URI="s3://models/ride-duration/1")
+
+    assert run_script(ROLLOUT, "--dry-run", env=env).returncode == 0
+
+
+def test_push_invoker_may_invoke_the_predictor_and_nothing_else(plan) -> None:  # type: ignore[no-untyped-def]
+    grants = [c for c in plan.commands if "add-iam-policy-binding" in c]
+
+    assert grants == [
+        [
+            "gcloud", "run", "services", "add-iam-policy-binding", "ride-predictor",
+            "--region=us-central1", f"--project={PROJECT}",
+            f"--member=serviceAccount:{INVOKER}", "--role=roles/run.invoker",
+        ]
+    ]  # fmt: skip
+
+
+def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(tmp_path: Path) -> None:  # fmt: skip
+    fake = FakeGcloud.install(tmp_path)
+    # No service before the deploy, its URL after.
+    fake.answer([(["run", "services", "describe"], "", 1, 1), (["run", "services", "describe"], URL, 0)])  # fmt: skip
+
+    done = run_script(ROLLOUT, env=fake.env() | with_tracking())
+
+    assert done.returncode == 0, done.stderr
+    update, _grant, push = fake.argvs()[-3:]
+    assert update[:4] == ["run", "services", "update", "ride-predictor"]
+    assert f"--update-env-vars=PUSH_AUDIENCE={URL}" in update
+    assert push[:4] == ["pubsub", "subscriptions", "update", "ride-data-push-sub"]
+    assert {
+        f"--push-endpoint={URL}",
+        f"--push-auth-token-audience={URL}",
+        f"--push-auth-service-account={INVOKER}",
+    } <= set(push)
+
+
+def test_later_deploys_set_the_audience_in_the_same_revision(tmp_path: Path) -> None:
+    fake = FakeGcloud.install(tmp_path)
+    fake.answer([(["run", "services", "describe"], URL, 0)])
+
+    done = run_script(ROLLOUT, env=fake.env() | with_tracking())
+
+    assert done.returncode == 0, done.stderr
+    deploy = next(argv for argv in fake.argvs() if argv[:2] == ["run", "deploy"])
+    assert env_vars(["gcloud", *deploy])["PUSH_AUDIENCE"] == URL
+    assert not [argv for argv in fake.argvs() if argv[:3] == ["run", "services", "update"]]
+

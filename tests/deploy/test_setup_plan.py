@@ -1,0 +1,182 @@
+"""deploy/setup.sh --dry-run: what it would do, in which order, and who it would trust with what."""
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from .scripts import SETUP, base_env, dry_run, run_script
+
+PROJECT = "demo-project"
+NUMBER = "123456789"
+BACKEND = f"serviceAccount:ride-backend@{PROJECT}.iam.gserviceaccount.com"
+PREDICTOR = f"serviceAccount:ride-predictor@{PROJECT}.iam.gserviceaccount.com"
+INVOKER = f"serviceAccount:ride-push-invoker@{PROJECT}.iam.gserviceaccount.com"
+DEPLOYER = f"serviceAccount:ride-deployer@{PROJECT}.iam.gserviceaccount.com"
+PUBSUB_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+PUBSUB_WIDE_ROLES = {"roles/pubsub.admin", "roles/pubsub.editor"}
+
+
+@pytest.fixture(scope="module")
+def plan():  # type: ignore[no-untyped-def]
+    return dry_run(SETUP, env=base_env(PROJECT_ID=PROJECT, PROJECT_NUMBER=NUMBER))
+
+
+def flag(command: list[str], name: str) -> str | None:
+    prefix = f"--{name}="
+    return next((arg[len(prefix) :] for arg in command if arg.startswith(prefix)), None)
+
+
+def grants(plan) -> dict[str, set[tuple[str, str, str]]]:  # type: ignore[no-untyped-def]
+    """Map each member to the (resource kind, resource, role) it is granted."""
+    table: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    for command in plan.commands:
+        if "add-iam-policy-binding" in command:
+            verb = command.index("add-iam-policy-binding")
+            kind, resource = " ".join(command[1:verb]), command[verb + 1]
+            table[flag(command, "member")].add((kind, resource, flag(command, "role")))
+    return table
+
+
+def test_dry_run_calls_no_gcloud(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
+    fake.chmod(0o755)
+    env = base_env(PROJECT_ID=PROJECT) | {"PATH": f"{fake.parent}:{base_env()['PATH']}"}
+
+    done = run_script(SETUP, "--dry-run", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert not calls.exists()
+
+
+def test_no_basic_role_is_granted(plan) -> None:  # type: ignore[no-untyped-def]
+    roles = {flag(c, "role") for c in plan.commands if "add-iam-policy-binding" in c}
+
+    assert roles and not roles & BASIC_ROLES
+
+
+def test_no_pubsub_editor_or_admin_on_the_project(plan) -> None:  # type: ignore[no-untyped-def]
+    roles = {
+        flag(c, "role") for c in plan.commands if c[1:3] == ["projects", "add-iam-policy-binding"]
+    }
+
+    assert roles and not roles & PUBSUB_WIDE_ROLES
+
+
+def test_only_the_documented_grants_are_project_wide(plan) -> None:  # type: ignore[no-untyped-def]
+    project_wide = {
+        (flag(c, "member"), flag(c, "role"))
+        for c in plan.commands
+        if c[1:3] == ["projects", "add-iam-policy-binding"]
+    }
+
+    assert project_wide == {
+        (BACKEND, f"projects/{PROJECT}/roles/rideBackendResultsSubscriber"),
+        (DEPLOYER, "roles/run.admin"),
+        (DEPLOYER, "roles/logging.logWriter"),
+    }
+
+
+def test_backend_publishes_rides_and_attaches_to_results_only(plan) -> None:  # type: ignore[no-untyped-def]
+    assert grants(plan)[BACKEND] == {
+        ("projects", PROJECT, f"projects/{PROJECT}/roles/rideBackendResultsSubscriber"),
+        ("pubsub topics", "ride-data-push", "roles/pubsub.publisher"),
+        ("pubsub topics", "ride-duration-pull", "roles/pubsub.subscriber"),
+    }
+
+
+def test_backend_custom_role_holds_only_its_subscription_permissions(plan) -> None:  # type: ignore[no-untyped-def]
+    create = next(c for c in plan.commands if c[1:4] == ["iam", "roles", "create"])
+
+    assert set(flag(create, "permissions").split(",")) == {
+        "pubsub.subscriptions.create",
+        "pubsub.subscriptions.consume",
+        "pubsub.subscriptions.delete",
+    }
+
+
+def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan) -> None:  # type: ignore[no-untyped-def]
+    accessor = "roles/secretmanager.secretAccessor"
+    assert grants(plan)[PREDICTOR] == {
+        ("pubsub topics", "ride-duration-pull", "roles/pubsub.publisher"),
+        ("pubsub topics", "ride-data-dead-letter", "roles/pubsub.publisher"),
+        ("secrets", "mlflow-aws-access-key-id", accessor),
+        ("secrets", "mlflow-aws-secret-access-key", accessor),
+    }
+
+
+def test_pubsub_agent_can_dead_letter_and_mint_push_tokens(plan) -> None:  # type: ignore[no-untyped-def]
+    assert grants(plan)[PUBSUB_AGENT] == {
+        ("pubsub topics", "ride-data-dead-letter", "roles/pubsub.publisher"),
+        ("pubsub subscriptions", "ride-data-push-sub", "roles/pubsub.subscriber"),
+        (
+            "iam service-accounts",
+            INVOKER.removeprefix("serviceAccount:"),
+            "roles/iam.serviceAccountTokenCreator",
+        ),
+    }
+
+
+def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan) -> None:  # type: ignore[no-untyped-def]
+    user = "roles/iam.serviceAccountUser"
+    assert grants(plan)[DEPLOYER] == {
+        ("projects", PROJECT, "roles/run.admin"),
+        ("projects", PROJECT, "roles/logging.logWriter"),
+        ("artifacts repositories", "ride-duration", "roles/artifactregistry.writer"),
+        ("storage buckets", f"gs://{PROJECT}_cloudbuild", "roles/storage.objectViewer"),
+        ("iam service-accounts", BACKEND.removeprefix("serviceAccount:"), user),
+        ("iam service-accounts", PREDICTOR.removeprefix("serviceAccount:"), user),
+        ("iam service-accounts", INVOKER.removeprefix("serviceAccount:"), user),
+        ("pubsub subscriptions", "ride-data-push-sub", "roles/pubsub.editor"),
+    }
+
+
+def test_push_invoker_gets_nothing_from_setup(plan) -> None:  # type: ignore[no-untyped-def]
+    # Its one grant, run.invoker on the predictor service, needs the service: cloudbuild.yaml.
+    assert INVOKER not in grants(plan)
+
+
+def test_everything_is_created_before_the_first_grant(plan) -> None:  # type: ignore[no-untyped-def]
+    creates = [i for i, c in enumerate(plan.commands) if "create" in c[1:5]]
+    bindings = [i for i, c in enumerate(plan.commands) if "add-iam-policy-binding" in c]
+
+    assert len(creates) >= 14 and max(creates) < min(bindings)
+
+
+def test_apis_are_enabled_first(plan) -> None:  # type: ignore[no-untyped-def]
+    assert plan.commands[0][:3] == ["gcloud", "services", "enable"]
+
+
+def test_secret_values_reach_only_stdin_in_the_plan() -> None:
+    value = "AKIA-not-a-real-key-8c1f"
+    env = base_env(PROJECT_ID=PROJECT, MLFLOW_AWS_ACCESS_KEY_ID=value)
+
+    plan = dry_run(SETUP, "--only", "secrets", env=env)
+
+    assert value not in plan.text
+    assert ["gcloud", "secrets", "versions", "add", "mlflow-aws-access-key-id",
+            "--data-file=-", f"--project={PROJECT}"] in plan.commands  # fmt: skip
+
+
+def test_only_pubsub_plans_only_pubsub_commands() -> None:
+    plan = dry_run(SETUP, "--only", "pubsub", env=base_env(PROJECT_ID=PROJECT))
+
+    assert plan.commands and all(c[1] == "pubsub" for c in plan.commands)
+
+
+def test_missing_project_is_refused() -> None:
+    done = run_script(SETUP, "--dry-run", env=base_env())
+
+    assert done.returncode == 1
+    assert "set PROJECT_ID" in done.stderr
+
+
+def test_unknown_section_is_refused() -> None:
+    done = run_script(SETUP, "--dry-run", "--only", "dns", env=base_env(PROJECT_ID=PROJECT))
+
+    assert done.returncode == 1
+    assert "unknown section 'dns'" in done.stderr

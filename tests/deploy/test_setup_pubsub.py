@@ -1,0 +1,137 @@
+"""deploy/setup.sh --only pubsub, run for real through gcloud against the Pub/Sub emulator."""
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from google.cloud import pubsub_v1
+
+from devstack.emulator import Emulator
+
+from .conftest import offline_env
+from .scripts import SETUP, run_script
+
+pytestmark = [pytest.mark.emulator, pytest.mark.slow]
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    project: str
+    names: dict[str, str]
+    runs: list  # type: ignore[type-arg]  # the two finished setup.sh processes
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def provisioned(
+    gcloud: str, deploy_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+) -> Provisioned:
+    """Run setup.sh twice against the emulator, with names of this module's own."""
+    suffix = uuid.uuid4().hex[:6]
+    names = {
+        "BACKEND_PUSH_STREAM": f"rides-{suffix}",
+        "BACKEND_PULL_STREAM": f"results-{suffix}",
+        "DEAD_LETTER_TOPIC": f"dead-letters-{suffix}",
+        "PUSH_SUBSCRIPTION": f"rides-push-{suffix}",
+        "DEAD_LETTER_SUBSCRIPTION": f"dead-letters-sub-{suffix}",
+    }
+    env = offline_env(
+        tmp_path_factory.mktemp("gcloud-emulator-config"),
+        CLOUDSDK_AUTH_DISABLE_CREDENTIALS="true",
+        CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=f"http://{deploy_emulator.address}/",
+        CLOUDSDK_CORE_PROJECT=deploy_emulator.project,
+        **names,
+    )
+    runs = [run_script(SETUP, "--only", "pubsub", env=env) for _ in range(2)]
+    return Provisioned(deploy_emulator.project, names, runs, env)
+
+
+@pytest.fixture
+def subscriber(deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[pubsub_v1.SubscriberClient]:  # fmt: skip
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", deploy_emulator.address)
+    client = pubsub_v1.SubscriberClient()
+    yield client
+    client.close()
+
+
+def subscription(client: pubsub_v1.SubscriberClient, p: Provisioned, key: str):  # type: ignore[no-untyped-def]
+    return client.get_subscription(subscription=client.subscription_path(p.project, p.names[key]))
+
+
+def changes(run) -> list[str]:  # type: ignore[no-untyped-def]
+    """The commands a setup run executed that change something (echoed with '+ ')."""
+    return [line[2:] for line in run.stderr.splitlines() if line.startswith("+ ")]
+
+
+def test_both_runs_succeed(provisioned: Provisioned) -> None:
+    assert [run.returncode for run in provisioned.runs] == [0, 0], provisioned.runs[0].stderr
+
+
+def test_three_topics_exist(provisioned: Provisioned, deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", deploy_emulator.address)
+    publisher = pubsub_v1.PublisherClient()
+    topics = {t.name for t in publisher.list_topics(project=f"projects/{provisioned.project}")}
+
+    for key in ("BACKEND_PUSH_STREAM", "BACKEND_PULL_STREAM", "DEAD_LETTER_TOPIC"):
+        assert publisher.topic_path(provisioned.project, provisioned.names[key]) in topics
+
+
+def test_push_subscription_dead_letters_after_five_attempts(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
+
+    dead_letter_topic = f"projects/{provisioned.project}/topics/{provisioned.names['DEAD_LETTER_TOPIC']}"  # fmt: skip
+    assert sub.dead_letter_policy.dead_letter_topic == dead_letter_topic
+    assert sub.dead_letter_policy.max_delivery_attempts == 5
+
+
+def test_push_subscription_retries_with_backoff(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+    sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
+
+    assert sub.retry_policy.minimum_backoff == timedelta(seconds=10)
+    assert sub.retry_policy.maximum_backoff == timedelta(seconds=600)
+
+
+def test_push_subscription_waits_a_minute_for_an_ack(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+    sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
+
+    assert sub.topic.endswith(f"/topics/{provisioned.names['BACKEND_PUSH_STREAM']}")
+    assert sub.ack_deadline_seconds == 60
+
+
+def test_push_subscription_starts_without_endpoint(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+    # cloudbuild.yaml sets the endpoint once the predictor exists.
+    assert (
+        subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION").push_config.push_endpoint == ""
+    )
+
+
+def test_dead_letter_subscription_never_expires(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+    sub = subscription(subscriber, provisioned, "DEAD_LETTER_SUBSCRIPTION")
+
+    assert sub.topic.endswith(f"/topics/{provisioned.names['DEAD_LETTER_TOPIC']}")
+    assert "expiration_policy" in sub and sub.expiration_policy.ttl == timedelta(0)
+    assert sub.message_retention_duration == timedelta(days=7)
+
+
+def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
+    assert len(changes(provisioned.runs[0])) == 5
+    assert changes(provisioned.runs[1]) == []
+
+
+def test_drifted_setting_is_restored_alone(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+    name = subscriber.subscription_path(provisioned.project, provisioned.names["PUSH_SUBSCRIPTION"])
+    subscriber.update_subscription(
+        subscription={"name": name, "ack_deadline_seconds": 20},
+        update_mask={"paths": ["ack_deadline_seconds"]},
+    )
+
+    run = run_script(SETUP, "--only", "pubsub", env=provisioned.env)
+
+    assert run.returncode == 0, run.stderr
+    assert [c.split()[:5] for c in changes(run)] == [
+        ["gcloud", "pubsub", "subscriptions", "update", provisioned.names["PUSH_SUBSCRIPTION"]]
+    ]
+    assert "--ack-deadline=60" in changes(run)[0] and "--dead-letter" not in changes(run)[0]
+    assert subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION").ack_deadline_seconds == 60

@@ -1,0 +1,114 @@
+"""The push endpoint: every delivery ends acked with a result or a dead letter, or redelivered."""
+
+import base64
+import json
+
+import pytest
+
+from tests.helpers import push_envelope
+from tests.unit.predictor.conftest import ride_message
+
+
+def test_valid_ride_publishes_its_result_then_acks(client, publisher):
+    response = client.post("/", data=push_envelope(ride_message("r1"), {"reply_to": "b1"}))
+
+    assert response.status_code == 204
+    result, attributes = publisher.results[0]
+    assert result == {"ride_id": "r1", "duration_final": 7.5, "model_version": "ride-duration/3"}
+    assert attributes == {"ride_id": "r1", "reply_to": "b1"}
+    assert publisher.dead_letters == []
+
+
+def test_publish_failure_answers_503_for_redelivery(client, publisher):
+    publisher.fail = True
+
+    response = client.post("/", data=push_envelope(ride_message()))
+
+    assert response.status_code == 503
+
+
+def test_dead_letter_failure_answers_503_for_redelivery(client, publisher):
+    publisher.fail = True
+
+    response = client.post("/", data=b"not json")
+
+    assert response.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "body-not-json"),
+        (b"[1, 2]", "envelope-without-message"),
+        (json.dumps({"subscription": "s"}).encode(), "envelope-without-message"),
+        (json.dumps({"message": {"data": 5}}).encode(), "envelope-without-message"),
+        (json.dumps({"message": {"data": "***"}}).encode(), "data-not-base64"),
+        (push_envelope(b"\x00\xff binary"), "data-not-json"),
+        (push_envelope(b'{"ride_id": "r1"}'), "invalid-ride"),
+        (push_envelope(ride_message(PULocationID=0)), "invalid-ride"),
+        (push_envelope(ride_message(DOLocationID="75")), "invalid-ride"),
+        (push_envelope(ride_message(trip_distance=-2)), "invalid-ride"),
+        (push_envelope(ride_message(trip_distance=None)), "invalid-ride"),
+        (push_envelope(ride_message(datetime="yesterday")), "invalid-ride"),
+        (push_envelope(ride_message(ride_id="")), "invalid-ride"),
+    ],
+)
+def test_bad_input_is_dead_lettered_with_its_reason_and_acked(client, publisher, body, reason):
+    response = client.post("/", data=body)
+
+    assert response.status_code == 204
+    assert publisher.results == []
+    [(payload, attributes)] = publisher.dead_letters
+    assert attributes["reason"] == reason
+    assert attributes["error"]
+    assert payload
+
+
+def test_dead_letter_keeps_the_original_data_and_attributes(client, publisher):
+    data = ride_message(PULocationID=999)
+
+    client.post("/", data=push_envelope(data, {"ride_id": "r1", "reply_to": "b1"}))
+
+    [(payload, attributes)] = publisher.dead_letters
+    assert payload == data
+    assert attributes["ride_id"] == "r1" and attributes["reply_to"] == "b1"
+    assert attributes["source_message_id"] == "1"
+    assert "PULocationID" in attributes["error"]
+
+
+def test_worker_keeps_serving_after_bad_input(client, publisher):
+    client.post("/", data=b"garbage")
+
+    response = client.post("/", data=push_envelope(ride_message("r2")))
+
+    assert response.status_code == 204
+    assert publisher.results[0][0]["ride_id"] == "r2"
+
+
+def test_redelivery_gives_the_same_answer(client, publisher):
+    envelope = push_envelope(ride_message("r3"), {"reply_to": "b1"})
+
+    client.post("/", data=envelope)
+    client.post("/", data=envelope)
+
+    assert publisher.results[0] == publisher.results[1]
+
+
+def test_envelope_over_the_limit_is_refused(client, publisher):
+    big = base64.b64encode(b"x" * 100_000).decode()
+
+    response = client.post("/", data=json.dumps({"message": {"data": big}}))
+
+    assert response.status_code == 413
+    assert publisher.results == []
+
+
+def test_readyz_names_the_model_version(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.get_json()["model_version"] == "ride-duration/3"
+
+
+def test_healthz_is_ok(client):
+    assert client.get("/healthz").status_code == 200
