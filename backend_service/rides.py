@@ -5,7 +5,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 # TLC timestamps, and so the models, are New York wall-clock time.
@@ -67,7 +67,7 @@ def parse_ride(payload: Any, now: datetime) -> Ride:
     return Ride(zones[0], zones[1], float(distance), when, ride_id)  # type: ignore[arg-type]
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

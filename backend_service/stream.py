@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
 

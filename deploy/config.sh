@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the scripts that source this file read these
 # Every name and setting the deploy scripts use, with its default. Override any of them from the
 # environment (REGION=europe-west1 deploy/setup.sh). cloudbuild.yaml repeats these defaults as
 # substitutions; tests/deploy checks that the two lists agree.

@@ -16,7 +16,7 @@ ensure_topic() {
 # With a dead-letter topic it also gets the retry policy; the rest of the arguments are
 # create-only flags (the topic).
 ensure_subscription() {
-  local sub="$1" ack_deadline="$2" dead_letter_topic="$3"
+  local sub="$1" ack_deadline="$2" dead_letters="$3"
   shift 3
   local -a retry=() dead_letter=()
   local ack_flag="--ack-deadline=$ack_deadline"
@@ -24,9 +24,9 @@ ensure_subscription() {
   # Subscriptions expire after 31 days without subscribers by default, and a quiet dead-letter
   # subscription is exactly that.
   local expiration_flag="--expiration-period=never"
-  if [[ -n "$dead_letter_topic" ]]; then
+  if [[ -n "$dead_letters" ]]; then
     retry=(--min-retry-delay="${PUSH_MIN_RETRY_DELAY_S}s" --max-retry-delay="${PUSH_MAX_RETRY_DELAY_S}s")
-    dead_letter=(--dead-letter-topic="$dead_letter_topic" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS")
+    dead_letter=(--dead-letter-topic="$dead_letters" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS")
   fi
   if ! exists gcloud pubsub subscriptions describe "$sub" --project="$PROJECT_ID"; then
     run gcloud pubsub subscriptions create "$sub" "$@" "$ack_flag" "$retention_flag" \
@@ -47,10 +47,10 @@ ensure_subscription() {
   [[ "$retention" == "${MESSAGE_RETENTION_S}s" ]] || changes+=("$retention_flag")
   # An empty TTL is how Pub/Sub reports "never expires".
   [[ -z "$ttl" ]] || changes+=("$expiration_flag")
-  if [[ -n "$dead_letter_topic" ]]; then
+  if [[ -n "$dead_letters" ]]; then
     [[ "$min_backoff|$max_backoff" == "${PUSH_MIN_RETRY_DELAY_S}s|${PUSH_MAX_RETRY_DELAY_S}s" ]] ||
       changes+=("${retry[@]}")
-    [[ "$dl_topic|$dl_attempts" == "projects/$PROJECT_ID/topics/$dead_letter_topic|$MAX_DELIVERY_ATTEMPTS" ]] ||
+    [[ "$dl_topic|$dl_attempts" == "projects/$PROJECT_ID/topics/$dead_letters|$MAX_DELIVERY_ATTEMPTS" ]] ||
       changes+=("${dead_letter[@]}")
   fi
   if ((${#changes[@]})); then

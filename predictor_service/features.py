@@ -1,5 +1,6 @@
 """Feature preparation shared by training and serving, so both see the same numbers."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,7 @@ def prepare_features(
     pickup_zone: npt.ArrayLike,
     dropoff_zone: npt.ArrayLike,
     trip_distance: npt.ArrayLike,
-    pickup_datetime: npt.ArrayLike,
+    pickup_datetime: npt.ArrayLike | Sequence[datetime],
 ) -> npt.NDArray[np.float64]:
     """Return the model's feature matrix, one row per ride, columns as in FEATURE_NAMES."""
     minutes = np.asarray(pickup_datetime, dtype="datetime64[m]")

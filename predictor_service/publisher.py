@@ -3,7 +3,7 @@
 import logging
 from typing import Any, Protocol
 
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from .batching import GroupCommitPublisher
 from .errors import TransientError

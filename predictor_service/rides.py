@@ -4,7 +4,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import PermanentError
 from .features import local_time
@@ -48,7 +48,7 @@ def decode_ride(data: bytes) -> Ride:
     return Ride(str(ride_id), pickup, dropoff, float(distance), when)  # type: ignore[arg-type]
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -1,5 +1,6 @@
 """cloudbuild.yaml: Cloud Build's own schema, its substitutions, and the order of its steps."""
 
+import importlib
 import subprocess
 from pathlib import Path
 
@@ -125,3 +126,17 @@ def test_tag_check_fails_only_without_a_tag(tag: str, code: int) -> None:
 
     assert done.returncode == code
     assert ("COMMIT_SHA=$(git rev-parse HEAD)" in done.stderr) is (code == 1)
+
+
+@pytest.mark.parametrize(
+    ("service", "substitution"),
+    [("backend_service", "_BACKEND_CONCURRENCY"), ("predictor_service", "_PREDICTOR_CONCURRENCY")],
+)
+def test_concurrency_matches_gunicorn_threads(
+    service: str, substitution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More concurrent requests than threads would queue inside gunicorn, out of Cloud Run's sight.
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    conf = importlib.reload(importlib.import_module(f"{service}.gunicorn_conf"))
+
+    assert int(cloudbuild.load()["substitutions"][substitution]) == conf.threads

