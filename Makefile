@@ -25,7 +25,7 @@ test: install
 
 ## Unit and contract tests only: no emulator, no processes.
 test-fast: install
-	$(PY) -m pytest -m "not emulator"
+	$(PY) -m pytest -m "not emulator and not slow"
 
 lint: install
 	$(PY) -m ruff check .

@@ -1,6 +1,7 @@
 """Gunicorn settings for Cloud Run; `gunicorn -c python:backend_service.gunicorn_conf`."""
 
 import os
+import signal
 from typing import Any
 
 # Cloud Run sends traffic to $PORT. https://cloud.google.com/run/docs/container-contract#port
@@ -18,6 +19,25 @@ timeout = 0
 graceful_timeout = 8
 preload_app = False
 accesslog = None
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, have waiting confirmations answer 202 at once, then let gunicorn drain."""
+    # A confirmation waits up to RESULT_TIMEOUT_S (10 s) for its result, longer than the 8 s
+    # graceful_timeout: without this, gunicorn would kill it mid-wait and the client would get
+    # a reset instead of its ride_id. Gunicorn's own handler still runs, right after ours, so
+    # its drain (stop accepting, finish in-flight requests, then worker_exit) is unchanged.
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("backend")
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+    if runtime is None or not callable(gunicorn_handler):
+        return
+
+    def drain_then_exit(signum: int, frame: Any) -> None:
+        runtime.drain()
+        gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_exit)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: no EINTR mid-request
 
 
 def worker_exit(server: Any, worker: Any) -> None:

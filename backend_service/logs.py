@@ -1,4 +1,7 @@
-"""JSON log lines that Cloud Logging reads: one object per record with severity and message."""
+"""JSON log lines that Cloud Logging reads: one object per record with severity and message.
+
+Each service carries its own copy: the two images share no code, only the message format.
+"""
 
 import json
 import logging

@@ -2,20 +2,26 @@
 
 import hashlib
 import logging
+import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from .coarse import CoarseEstimator
 from .errors import abort_json
-from .results import ResultStore, RideConflict
+from .results import ResultStore, RideConflict, RideRecord
 from .rides import InvalidRide, Ride, parse_ride
 from .stream import ResultListener, RidePublisher, StreamUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("backend", __name__)
+# How often a waiting confirmation looks up from its ride to see whether the worker drains.
+DRAIN_CHECK_S = 0.1
+OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,19 @@ class Runtime:
     listener: ResultListener
     store: ResultStore
     result_timeout_s: float
+    draining: threading.Event = field(default_factory=threading.Event)
+
+    def drain(self) -> None:
+        """Make waiting confirmations answer 202 pending now: the worker is shutting down."""
+        self.draining.set()
+
+    def wait_for_result(self, record: RideRecord) -> None:
+        """Wait for the ride's result, at most result_timeout_s and no longer than a drain."""
+        deadline = time.monotonic() + self.result_timeout_s
+        while not self.draining.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or record.done.wait(min(remaining, DRAIN_CHECK_S)):
+                return
 
     def close(self) -> None:
         self.listener.close()
@@ -35,7 +54,10 @@ def runtime() -> Runtime:
 
 
 def read_ride() -> Ride:
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the JSON decoder allows: not a ride either
+        payload = None
     if payload is None:
         abort_json(400, "the body must be a JSON object")
     try:
@@ -76,7 +98,7 @@ def confirm() -> tuple[Response, int]:
                 "the prediction stream is unavailable; the coarse duration stands",
                 extra={"ride_id": ride_id, "duration_coarse": record.duration_coarse},
             )
-        record.done.wait(rt.result_timeout_s)
+        rt.wait_for_result(record)
     return jsonify(record.as_json()), 200 if record.duration_final is not None else 202
 
 
@@ -105,3 +127,9 @@ def readyz() -> tuple[Response, int]:
         "reply_to": rt.listener.reply_to,
     }
     return jsonify(body), 200 if ready else 503
+
+
+@bp.get("/openapi.yaml")
+def openapi() -> Response:
+    """Serve the OpenAPI description of this API."""
+    return send_file(OPENAPI_PATH, mimetype="application/yaml")

@@ -6,7 +6,8 @@
 
 # Creating, pulling from and deleting its own per-process results subscriptions. No predefined
 # role is this narrow: roles/pubsub.editor would also let it delete topics.
-BACKEND_ROLE_PERMISSIONS="pubsub.subscriptions.consume,pubsub.subscriptions.create,pubsub.subscriptions.delete"
+BACKEND_ROLE_PERMISSIONS="pubsub.subscriptions.consume,pubsub.subscriptions.create"
+BACKEND_ROLE_PERMISSIONS+=",pubsub.subscriptions.delete"
 
 project_number() {
   if [[ -n "${PROJECT_NUMBER:-}" ]]; then
@@ -30,7 +31,7 @@ ensure_backend_role() {
     return
   fi
   have="$(query gcloud iam roles describe "$role" --project="$PROJECT_ID" \
-    --format='value(includedPermissions)')"
+    --format='value(includedPermissions)' || true)"
   # gcloud lists the permissions separated by ';'.
   if [[ "$(sorted_list "${have//;/,}")" != "$(sorted_list "$BACKEND_ROLE_PERMISSIONS")" ]]; then
     run gcloud iam roles update "$role" --project="$PROJECT_ID" \
@@ -41,20 +42,38 @@ ensure_backend_role() {
 # Each grant is idempotent: adding a binding that exists leaves the policy as it is.
 grant_project() {
   # --condition=None: without it gcloud refuses to add to a policy that has conditional bindings.
-  run gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$1" --role="$2" \
+  run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$1" --role="$2" \
     --condition=None
 }
-grant_topic() { run gcloud pubsub topics add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
-grant_subscription() { run gcloud pubsub subscriptions add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
-grant_secret() { run gcloud secrets add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
-grant_service_account() { run gcloud iam service-accounts add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
-grant_repository() { run gcloud artifacts repositories add-iam-policy-binding "$1" --location="$REGION" --member="$2" --role="$3" --project="$PROJECT_ID"; }
-grant_bucket() { run gcloud storage buckets add-iam-policy-binding "$1" --member="$2" --role="$3" --project="$PROJECT_ID"; }
+grant_topic() {
+  run_retrying gcloud pubsub topics add-iam-policy-binding "$1" --member="$2" --role="$3" \
+    --project="$PROJECT_ID"
+}
+grant_subscription() {
+  run_retrying gcloud pubsub subscriptions add-iam-policy-binding "$1" --member="$2" \
+    --role="$3" --project="$PROJECT_ID"
+}
+grant_secret() {
+  run_retrying gcloud secrets add-iam-policy-binding "$1" --member="$2" --role="$3" \
+    --project="$PROJECT_ID"
+}
+grant_service_account() {
+  run_retrying gcloud iam service-accounts add-iam-policy-binding "$1" --member="$2" \
+    --role="$3" --project="$PROJECT_ID"
+}
+grant_repository() {
+  run_retrying gcloud artifacts repositories add-iam-policy-binding "$1" --location="$REGION" \
+    --member="$2" --role="$3" --project="$PROJECT_ID"
+}
+grant_bucket() {
+  run_retrying gcloud storage buckets add-iam-policy-binding "$1" --member="$2" --role="$3" \
+    --project="$PROJECT_ID"
+}
 
 setup_iam() {
   local backend="serviceAccount:$BACKEND_SA" predictor="serviceAccount:$PREDICTOR_SA"
   local deployer="serviceAccount:$DEPLOYER_SA" number pubsub_agent
-  number="$(project_number)"
+  number="$(project_number || true)"
   [[ -n "$number" ]] || die "cannot read the project number of $PROJECT_ID (set PROJECT_NUMBER)"
   pubsub_agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
 
@@ -91,5 +110,6 @@ setup_iam() {
   grant_service_account "$PUSH_INVOKER_SA" "$deployer" roles/iam.serviceAccountUser
   # Pointing the push subscription at the predictor is an update of that one subscription.
   grant_subscription "$PUSH_SUBSCRIPTION" "$deployer" roles/pubsub.editor
-  note "push invoker: roles/run.invoker on $PREDICTOR_SERVICE, granted by cloudbuild.yaml once it exists"
+  note "push invoker: roles/run.invoker on $PREDICTOR_SERVICE, granted by cloudbuild.yaml" \
+    "once that service exists"
 }

@@ -45,6 +45,20 @@ run() {
   "$@" >/dev/null
 }
 
+# Run like `run`, retrying a few times: IAM takes a while to learn of a service account created
+# moments ago, and refuses bindings to it until then.
+# https://cloud.google.com/iam/docs/service-accounts-create#creating
+run_retrying() {
+  local attempt delay
+  for attempt in 1 2 3 4; do
+    run "$@" && return 0
+    delay=$((attempt * ${RETRY_DELAY_S:-5}))
+    printf 'failed; retrying in %ss\n' "$delay" >&2
+    sleep "$delay"
+  done
+  run "$@"
+}
+
 # Succeed when a read-only probe does; a dry run probes nothing and reports "missing".
 exists() {
   if [[ "$DRY_RUN" == 1 ]]; then
@@ -54,7 +68,8 @@ exists() {
   "$@" >/dev/null 2>&1
 }
 
-# Print what a read-only query returns; a dry run prints the query and returns nothing.
+# Print what a read-only query returns. A dry run returns nothing and notes the query on stderr,
+# because callers capture stdout.
 query() {
   if [[ "$DRY_RUN" == 1 ]]; then
     printf '# check: %s\n' "$(quote_cmd "$@")" >&2

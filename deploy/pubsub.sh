@@ -25,8 +25,14 @@ ensure_subscription() {
   # subscription is exactly that.
   local expiration_flag="--expiration-period=never"
   if [[ -n "$dead_letters" ]]; then
-    retry=(--min-retry-delay="${PUSH_MIN_RETRY_DELAY_S}s" --max-retry-delay="${PUSH_MAX_RETRY_DELAY_S}s")
-    dead_letter=(--dead-letter-topic="$dead_letters" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS")
+    retry=(
+      --min-retry-delay="${PUSH_MIN_RETRY_DELAY_S}s"
+      --max-retry-delay="${PUSH_MAX_RETRY_DELAY_S}s"
+    )
+    dead_letter=(
+      --dead-letter-topic="$dead_letters"
+      --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+    )
   fi
   if ! exists gcloud pubsub subscriptions describe "$sub" --project="$PROJECT_ID"; then
     run gcloud pubsub subscriptions create "$sub" "$@" "$ack_flag" "$retention_flag" \
@@ -50,7 +56,8 @@ ensure_subscription() {
   if [[ -n "$dead_letters" ]]; then
     [[ "$min_backoff|$max_backoff" == "${PUSH_MIN_RETRY_DELAY_S}s|${PUSH_MAX_RETRY_DELAY_S}s" ]] ||
       changes+=("${retry[@]}")
-    [[ "$dl_topic|$dl_attempts" == "projects/$PROJECT_ID/topics/$dead_letters|$MAX_DELIVERY_ATTEMPTS" ]] ||
+    local want_topic="projects/$PROJECT_ID/topics/$dead_letters"
+    [[ "$dl_topic|$dl_attempts" == "$want_topic|$MAX_DELIVERY_ATTEMPTS" ]] ||
       changes+=("${dead_letter[@]}")
   fi
   if ((${#changes[@]})); then

@@ -53,6 +53,9 @@ env_vars=(
 # '^|^' makes '|' the list separator (gcloud topic escaping), so values may hold commas.
 joined="$(IFS='|'; printf '%s' "${env_vars[*]}")"
 
+secrets="AWS_ACCESS_KEY_ID=$SECRET_AWS_ACCESS_KEY_ID:$AWS_ACCESS_KEY_ID_VERSION"
+secrets+=",AWS_SECRET_ACCESS_KEY=$SECRET_AWS_SECRET_ACCESS_KEY:$AWS_SECRET_ACCESS_KEY_VERSION"
+
 note "deploy $PREDICTOR_SERVICE from $IMAGE"
 # Concurrency matches gunicorn's 8 threads; 1 GiB holds LightGBM, numpy/scipy and the MLflow
 # client with room for the model. The HTTP startup probe keeps traffic away until the worker
@@ -65,7 +68,7 @@ run gcloud run deploy "$PREDICTOR_SERVICE" \
   --service-account="$PREDICTOR_SA" \
   --no-allow-unauthenticated \
   --set-env-vars="^|^$joined" \
-  --set-secrets="AWS_ACCESS_KEY_ID=$SECRET_AWS_ACCESS_KEY_ID:$AWS_ACCESS_KEY_ID_VERSION,AWS_SECRET_ACCESS_KEY=$SECRET_AWS_SECRET_ACCESS_KEY:$AWS_SECRET_ACCESS_KEY_VERSION" \
+  --set-secrets="$secrets" \
   --memory="$PREDICTOR_MEMORY" \
   --cpu="$PREDICTOR_CPU" \
   --concurrency="$PREDICTOR_CONCURRENCY" \

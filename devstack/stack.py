@@ -38,6 +38,8 @@ class Settings:
     model_uri: str | None = None  # default: models:/<model_name>@<model_alias>
     workdir: Path = ROOT / ".local" / "run"
     service_env: dict[str, str] = field(default_factory=dict)
+    # The gunicorn app spec of the predictor; fault drills wrap the factory (faults.slow_predictor).
+    predictor_app: str = "predictor_service:create_app()"
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Settings":
@@ -77,7 +79,9 @@ class Settings:
 class Service:
     """One service under gunicorn, as its container runs it, on a loopback port."""
 
-    def __init__(self, package: str, port: int, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, package: str, port: int, env: dict[str, str], log_path: Path, app: str | None = None
+    ) -> None:
         self.package, self.port = package, port
         self.url = f"http://127.0.0.1:{port}"
         argv = [
@@ -86,7 +90,7 @@ class Service:
             "gunicorn",
             "-c",
             f"python:{package}.gunicorn_conf",
-            f"{package}:create_app()",
+            app or f"{package}:create_app()",
         ]
         env = env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)}
         self.process = Process(f"{package}:{port}", argv, env, log_path)
@@ -133,6 +137,7 @@ class Stack:
             settings.predictor_port,
             self._env(settings.predictor_workers, model=True),
             settings.workdir / "predictor.log",
+            app=settings.predictor_app,
         )
         self.backends = [
             Service(

@@ -9,7 +9,9 @@ from .config import Config
 from .logs import configure_logging
 from .model import LoadedModel, ModelLoadError, load_model
 from .publisher import ResultPublisher, make_client
+from .push_auth import PushTokenVerifier, make_verifier
 from .routes import Runtime, bp
+from .secrets import resolve_secret_refs
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +21,15 @@ def create_app(
     *,
     model: LoadedModel | None = None,
     publisher: ResultPublisher | None = None,
+    push_verifier: PushTokenVerifier | None = None,
 ) -> Flask:
     """Build the app: load the model and create the Pub/Sub client once per worker."""
     config = config or Config.from_env(os.environ)
     configure_logging(config.log_level)
     if model is None:
+        # boto3, inside MLflow, reads the AWS keys from the environment: resolve any Secret
+        # Manager references to them first. A bad reference stops the start-up.
+        os.environ.update(resolve_secret_refs(os.environ))
         try:
             model = load_model(config.model_uri)
         except ModelLoadError as err:
@@ -40,6 +46,10 @@ def create_app(
         )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_envelope_bytes
-    app.extensions["predictor"] = Runtime(model=model, publisher=publisher)
+    if push_verifier is None:
+        push_verifier = make_verifier(config.push_audience, config.push_service_account)
+    app.extensions["predictor"] = Runtime(
+        model=model, publisher=publisher, push_verifier=push_verifier
+    )
     app.register_blueprint(bp)
     return app

@@ -20,7 +20,9 @@ def parse_envelope(body: bytes) -> PushMessage:
     """Decode a push request body or raise PermanentError naming what is wrong with it."""
     try:
         envelope = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as err:
+    # RecursionError: JSON nested deeper than the decoder allows is no ride either, and
+    # must not become a 500 that Pub/Sub would redeliver.
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise PermanentError("body-not-json", str(err), body) from err
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):

@@ -11,6 +11,13 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from .features import (
+    FEATURE_NAMES,
+    MODEL_FEATURE_NAMES,
+    PAIR_TABLE_FILE,
+    PairTable,
+    add_pair_features,
+)
 from .native import NativeBooster
 
 log = logging.getLogger(__name__)
@@ -27,9 +34,12 @@ class ModelLoadError(RuntimeError):
 class LoadedModel:
     version: str
     booster: Any  # NativeBooster, or anything with lightgbm.Booster's predict()
+    pairs: PairTable | None = None  # the zone-pair table the booster was trained with, if any
 
     def predict(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Return one duration in minutes per feature row."""
+        """Return one duration in minutes per row of FEATURE_NAMES columns."""
+        if self.pairs is not None:
+            features = add_pair_features(features, self.pairs)
         # One thread: requests are already concurrent, and OpenMP start-up costs more than a
         # single-row prediction.
         return np.asarray(self.booster.predict(features, num_threads=1))
@@ -88,6 +98,15 @@ def _load_folder(folder: Path, version: str | None) -> LoadedModel:
     if not flavor:
         raise ModelLoadError(f"{folder} holds no lightgbm flavor; found {list(mlmodel['flavors'])}")
     booster = NativeBooster(folder / flavor["data"])
+    # training logs the pair table beside the booster (mlflow's extra_files)
+    table_path = folder / "extra_files" / PAIR_TABLE_FILE
+    pairs = PairTable.from_json(table_path.read_text()) if table_path.is_file() else None
+    expected = len(MODEL_FEATURE_NAMES if pairs else FEATURE_NAMES)
+    if booster.num_features != expected:
+        raise ModelLoadError(
+            f"{folder}: the booster takes {booster.num_features} features, but with"
+            f"{'' if pairs else 'out'} a pair table the predictor gives it {expected}"
+        )
     if version is None:
         version = mlmodel.get("model_id") or f"run:{mlmodel.get('run_id', 'unknown')}"
-    return LoadedModel(version=str(version), booster=booster)
+    return LoadedModel(version=str(version), booster=booster, pairs=pairs)

@@ -5,6 +5,7 @@ container; this is the in-app check the push-auth docs recommend on top of it:
 https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -12,6 +13,8 @@ from collections.abc import Callable, Mapping
 import requests
 from google.auth import exceptions as auth_exceptions
 from google.auth import jwt
+
+log = logging.getLogger(__name__)
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
@@ -115,3 +118,14 @@ class PushTokenVerifier:
                     raise CertsUnavailable(f"cannot fetch Google's certificates: {err}") from err
                 self._fetched_at = now
             return self._certs
+
+
+def make_verifier(
+    audience: str | None, service_account: str | None = None
+) -> PushTokenVerifier | None:
+    """Return a verifier for `audience`, or None, said once in the log, when it is not set."""
+    if not audience:
+        # The emulator sends no token; on Cloud Run, its IAM check still guards the service.
+        log.warning("PUSH_AUDIENCE is not set: push requests are accepted without a token check")
+        return None
+    return PushTokenVerifier(audience, service_account)

@@ -28,7 +28,9 @@ def decode_ride(data: bytes) -> Ride:
     """Parse a ride message `{"ride_id", "features": {...}}` or raise PermanentError."""
     try:
         message = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as err:
+    # RecursionError: JSON nested deeper than the decoder allows is no ride either, and
+    # must not become a 500 that Pub/Sub would redeliver.
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise PermanentError("data-not-json", str(err), data) from err
     if not isinstance(message, dict) or not isinstance(message.get("features"), dict):
         raise PermanentError("invalid-ride", "expected an object with a 'features' object", data)

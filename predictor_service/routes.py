@@ -10,6 +10,7 @@ from .errors import PermanentError, TransientError
 from .features import prepare_features
 from .model import LoadedModel
 from .publisher import ResultPublisher
+from .push_auth import PushAuthError, PushTokenVerifier
 from .rides import decode_ride
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ bp = Blueprint("predictor", __name__)
 class Runtime:
     model: LoadedModel
     publisher: ResultPublisher
+    push_verifier: PushTokenVerifier | None = None
 
 
 def runtime() -> Runtime:
@@ -30,6 +32,8 @@ def runtime() -> Runtime:
 def push() -> tuple[str, int]:
     """Predict one pushed ride and publish the result; 204 acks, 503 asks for redelivery."""
     rt = runtime()
+    if rt.push_verifier is not None:
+        rt.push_verifier.verify(request.headers.get("Authorization"))
     message = None
     try:
         message = parse_envelope(request.get_data())
@@ -61,6 +65,13 @@ def dead_letter(
         "dead-lettered a push message",
         extra={"reason": err.reason, "error": err.detail[:200], "dead_letter_id": message_id},
     )
+
+
+@bp.errorhandler(PushAuthError)
+def unauthenticated(err: PushAuthError) -> tuple[str, int]:
+    # 401 no or bad token, 403 another sender, 503 Google's certificates could not be fetched.
+    log.warning("push refused", extra={"status": err.status, "error": str(err)})
+    return "", err.status
 
 
 @bp.errorhandler(TransientError)

@@ -23,7 +23,7 @@ class SecretRefError(ValueError):
 
 
 class SecretClient(Protocol):
-    def access_secret_version(self, *, request: Mapping[str, str]) -> Any: ...
+    def access_secret_version(self, *, request: dict[str, str]) -> Any: ...
 
 
 def secret_manager_client() -> SecretClient:

@@ -11,10 +11,23 @@ from .scripts import ROOT
 CONFIG = ROOT / "cloudbuild.yaml"
 # https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values
 BUILTINS = {
-    "PROJECT_ID", "BUILD_ID", "PROJECT_NUMBER", "LOCATION", "TRIGGER_NAME", "COMMIT_SHA",
-    "REVISION_ID", "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME",
-    "REF_NAME", "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT",
-}  # fmt: skip
+    "PROJECT_ID",
+    "BUILD_ID",
+    "PROJECT_NUMBER",
+    "LOCATION",
+    "TRIGGER_NAME",
+    "COMMIT_SHA",
+    "REVISION_ID",
+    "SHORT_SHA",
+    "REPO_NAME",
+    "REPO_FULL_NAME",
+    "BRANCH_NAME",
+    "TAG_NAME",
+    "REF_NAME",
+    "TRIGGER_BUILD_CONFIG_PATH",
+    "SERVICE_ACCOUNT_EMAIL",
+    "SERVICE_ACCOUNT",
+}
 # "$$" is a literal dollar; "$NAME" and "${NAME}" are substitutions.
 _REFERENCE = re.compile(r"\$\$|\$\{(\w+)\}|\$(\w+)")
 
@@ -61,3 +74,21 @@ def values(config: dict[str, Any], **builtins: str) -> dict[str, str]:
 
 def step(config: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(s for s in config["steps"] if s.get("id") == step_id)
+
+
+def default_values(**overrides: str) -> dict[str, str]:
+    """Substitution values of a triggered build of commit 0123abcd in demo-project."""
+    return values(load(), PROJECT_ID="demo-project", COMMIT_SHA="0123abcd") | overrides
+
+
+def backend_deploy_args(**overrides: str) -> list[str]:
+    """The gcloud arguments of the deploy-backend step, expanded."""
+    expanded = default_values(**overrides)
+    return [substitute(arg, expanded) for arg in step(load(), "deploy-backend")["args"]]
+
+
+def predictor_step_env(**overrides: str) -> dict[str, str]:
+    """The deploy-predictor step's environment, expanded."""
+    expanded = default_values(**overrides)
+    entries = step(load(), "deploy-predictor")["env"]
+    return dict(substitute(entry, expanded).split("=", 1) for entry in entries)

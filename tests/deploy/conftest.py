@@ -5,12 +5,11 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack.emulator import Emulator, unavailable_reason
+from devstack.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ports this suite may bind, kept apart from the stack's (8080, 8081, 8085 and random ones).
@@ -42,6 +41,8 @@ def offline_env(config_dir: Path, **extra: str) -> dict[str, str]:
         "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
         "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
         "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+        "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
     }
     if ca_bundle:
         env["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"] = ca_bundle
@@ -63,15 +64,9 @@ def gcloud_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def deploy_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """A Pub/Sub emulator on a port of this suite's own; tests isolate by resource names."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"Pub/Sub emulator unavailable: {reason}")
-    instance = Emulator(free_port(), "deploy-test", tmp_path_factory.mktemp("deploy-emulator"))
-    instance.start()
-    yield instance
-    instance.stop()
+def deploy_emulator(emulator: Emulator) -> Emulator:
+    """The session's Pub/Sub emulator; these tests isolate themselves by resource names."""
+    return emulator
 
 
 _SAVE_MODEL = """

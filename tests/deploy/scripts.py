@@ -19,7 +19,7 @@ class Plan:
     text: str
 
 
-def run_script(script: Path, *args: str, env: dict[str, str], timeout_s: float = 120):  # type: ignore[no-untyped-def]
+def run_script(script: Path, *args: str, env: dict[str, str], timeout_s: float = 120):
     """Run a deploy script with exactly `env`; return the finished process (text output)."""
     return subprocess.run(
         ["bash", str(script), *args],
@@ -60,7 +60,11 @@ def config_defaults(**env: str) -> dict[str, str]:
     names = re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)
     script = "source deploy/config.sh; " + "; ".join(f'printf "%s\\n" "${n}"' for n in names)
     done = subprocess.run(
-        ["bash", "-c", script], env=base_env(**env), cwd=ROOT, capture_output=True, text=True,
+        ["bash", "-c", script],
+        env=base_env(**env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         check=True,
-    )  # fmt: skip
+    )
     return dict(zip(names, done.stdout.splitlines(), strict=True))

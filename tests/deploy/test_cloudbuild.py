@@ -43,14 +43,18 @@ def submit(config: Path, gcloud_config: Path) -> subprocess.CompletedProcess[str
     )
 
 
-def test_gcloud_accepts_the_config_and_stops_at_credentials(gcloud: str, gcloud_config: Path) -> None:  # fmt: skip
+def test_gcloud_accepts_the_config_and_stops_at_credentials(
+    gcloud: str, gcloud_config: Path
+) -> None:
     done = submit(cloudbuild.CONFIG, gcloud_config)
 
     assert done.returncode == 1
     assert done.stderr.startswith(NO_ACCOUNT), done.stderr
 
 
-def test_gcloud_reports_a_schema_error_before_credentials(gcloud: str, gcloud_config: Path, tmp_path: Path) -> None:  # fmt: skip
+def test_gcloud_reports_a_schema_error_before_credentials(
+    gcloud: str, gcloud_config: Path, tmp_path: Path
+) -> None:
     # The check above can fail: a misspelt field is reported first.
     broken = tmp_path / "cloudbuild.yaml"
     broken.write_text(cloudbuild.CONFIG.read_text().replace("waitFor:", "waitfor:", 1))
@@ -140,3 +144,32 @@ def test_concurrency_matches_gunicorn_threads(
     conf = importlib.reload(importlib.import_module(f"{service}.gunicorn_conf"))
 
     assert int(cloudbuild.load()["substitutions"][substitution]) == conf.threads
+
+
+def test_backend_is_public_and_runs_as_its_own_account() -> None:
+    args = cloudbuild.backend_deploy_args()
+
+    assert args[:3] == ["run", "deploy", "ride-backend"]
+    assert "--allow-unauthenticated" in args
+    assert "--service-account=ride-backend@demo-project.iam.gserviceaccount.com" in args
+
+
+def test_backend_gets_its_topics_and_results_subscription_settings() -> None:
+    env = next(a for a in cloudbuild.backend_deploy_args() if a.startswith("--set-env-vars="))
+
+    assert dict(kv.split("=", 1) for kv in env.removeprefix("--set-env-vars=").split(",")) == {
+        "PROJECT_ID": "demo-project",
+        "BACKEND_PUSH_STREAM": "ride-data-push",
+        "BACKEND_PULL_STREAM": "ride-duration-pull",
+        "RESULT_TIMEOUT_S": "10",
+        "RESULTS_SUBSCRIPTION_TTL_S": "86400",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def test_backend_request_timeout_outlasts_its_wait_for_results() -> None:
+    substitutions = cloudbuild.load()["substitutions"]
+
+    assert int(substitutions["_BACKEND_REQUEST_TIMEOUT_S"]) > int(
+        substitutions["_RESULT_TIMEOUT_S"]
+    )

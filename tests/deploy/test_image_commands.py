@@ -106,11 +106,14 @@ def topics(deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[s
 
 
 @pytest.fixture
-def run_image(tmp_path: Path, deploy_emulator: Emulator, topics: dict[str, str]) -> Iterator:  # type: ignore[type-arg]
+def run_image(tmp_path: Path, deploy_emulator: Emulator, topics: dict[str, str]) -> Iterator:
     started: list[Container] = []
 
     def run(service: str, **extra: str) -> Container:
-        env = {"PROJECT_ID": deploy_emulator.project, "PUBSUB_EMULATOR_HOST": deploy_emulator.address}  # fmt: skip
+        env = {
+            "PROJECT_ID": deploy_emulator.project,
+            "PUBSUB_EMULATOR_HOST": deploy_emulator.address,
+        }
         container = Container(service, tmp_path / service / "app", env | topics | extra)
         started.append(container)
         container.start()
@@ -124,13 +127,13 @@ def run_image(tmp_path: Path, deploy_emulator: Emulator, topics: dict[str, str])
                 container.kill()
 
 
-def test_backend_image_serves(run_image) -> None:  # type: ignore[no-untyped-def]
+def test_backend_image_serves(run_image) -> None:
     backend = run_image("backend_service")
 
     assert requests.get(f"{backend.url}/readyz", timeout=5).json()["status"] == "ready"
 
 
-def test_predictor_image_serves_the_model(run_image, model_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def test_predictor_image_serves_the_model(run_image, model_folder: Path, tmp_path: Path) -> None:
     # As if built with --build-arg MODEL_DIR=model and deployed with MODEL_URI=/app/model.
     baked = tmp_path / "predictor_service" / "app" / "model"
     shutil.copytree(model_folder, baked)
@@ -141,7 +144,9 @@ def test_predictor_image_serves_the_model(run_image, model_folder: Path, tmp_pat
 
 
 @pytest.mark.parametrize("service", ["backend_service", "predictor_service"])
-def test_sigterm_stops_the_image_within_the_grace_period(run_image, model_folder: Path, service: str) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def test_sigterm_stops_the_image_within_the_grace_period(
+    run_image, model_folder: Path, service: str
+) -> None:
     container = run_image(service, MODEL_URI=str(model_folder))
 
     container.terminate()

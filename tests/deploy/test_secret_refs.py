@@ -36,7 +36,10 @@ def client() -> FakeSecretManager:
 
 
 def refs(**extra: str) -> dict[str, str]:
-    return {"AWS_ACCESS_KEY_ID_SECRET": KEY_ID_REF, "AWS_SECRET_ACCESS_KEY_SECRET": SECRET_REF} | extra
+    return {
+        "AWS_ACCESS_KEY_ID_SECRET": KEY_ID_REF,
+        "AWS_SECRET_ACCESS_KEY_SECRET": SECRET_REF,
+    } | extra
 
 
 def test_references_are_resolved(client: FakeSecretManager) -> None:
@@ -66,7 +69,9 @@ def test_value_and_reference_together_are_refused(client: FakeSecretManager) -> 
 
 def test_malformed_reference_is_refused(client: FakeSecretManager) -> None:
     with pytest.raises(SecretRefError, match="projects/P/secrets/S"):
-        resolve_secret_refs({"AWS_ACCESS_KEY_ID_SECRET": "mlflow-aws-access-key-id"}, lambda: client)
+        resolve_secret_refs(
+            {"AWS_ACCESS_KEY_ID_SECRET": "mlflow-aws-access-key-id"}, lambda: client
+        )
 
 
 def test_unreadable_secret_fails_naming_the_reference(client: FakeSecretManager) -> None:
@@ -76,7 +81,9 @@ def test_unreadable_secret_fails_naming_the_reference(client: FakeSecretManager)
         resolve_secret_refs(refs(), lambda: client)
 
 
-def test_values_never_reach_the_logs(client: FakeSecretManager, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_values_never_reach_the_logs(
+    client: FakeSecretManager, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
 
     resolve_secret_refs(refs(), lambda: client)
@@ -84,4 +91,3 @@ def test_values_never_reach_the_logs(client: FakeSecretManager, caplog: pytest.L
     logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "AWS_ACCESS_KEY_ID" in logged  # the variable names are logged...
     assert "AKIA-fake-4e1c" not in logged and "fake/secret+key" not in logged  # ...never values
-

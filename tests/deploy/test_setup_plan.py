@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from .scripts import SETUP, base_env, dry_run, run_script
+from .fake_gcloud import FakeGcloud
+from .scripts import SETUP, Plan, base_env, dry_run, run_script
 
 PROJECT = "demo-project"
 NUMBER = "123456789"
@@ -19,7 +20,7 @@ PUBSUB_WIDE_ROLES = {"roles/pubsub.admin", "roles/pubsub.editor"}
 
 
 @pytest.fixture(scope="module")
-def plan():  # type: ignore[no-untyped-def]
+def plan() -> Plan:
     return dry_run(SETUP, env=base_env(PROJECT_ID=PROJECT, PROJECT_NUMBER=NUMBER))
 
 
@@ -28,7 +29,7 @@ def flag(command: list[str], name: str) -> str | None:
     return next((arg[len(prefix) :] for arg in command if arg.startswith(prefix)), None)
 
 
-def grants(plan) -> dict[str, set[tuple[str, str, str]]]:  # type: ignore[no-untyped-def]
+def grants(plan: Plan) -> dict[str, set[tuple[str, str, str]]]:
     """Map each member to the (resource kind, resource, role) it is granted."""
     table: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
     for command in plan.commands:
@@ -40,26 +41,21 @@ def grants(plan) -> dict[str, set[tuple[str, str, str]]]:  # type: ignore[no-unt
 
 
 def test_dry_run_calls_no_gcloud(tmp_path: Path) -> None:
-    calls = tmp_path / "calls"
-    fake = tmp_path / "bin" / "gcloud"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
-    fake.chmod(0o755)
-    env = base_env(PROJECT_ID=PROJECT) | {"PATH": f"{fake.parent}:{base_env()['PATH']}"}
+    fake = FakeGcloud.install(tmp_path)
 
-    done = run_script(SETUP, "--dry-run", env=env)
+    done = run_script(SETUP, "--dry-run", env=fake.env(PROJECT_ID=PROJECT))
 
     assert done.returncode == 0, done.stderr
-    assert not calls.exists()
+    assert fake.calls() == []
 
 
-def test_no_basic_role_is_granted(plan) -> None:  # type: ignore[no-untyped-def]
+def test_no_basic_role_is_granted(plan: Plan) -> None:
     roles = {flag(c, "role") for c in plan.commands if "add-iam-policy-binding" in c}
 
     assert roles and not roles & BASIC_ROLES
 
 
-def test_no_pubsub_editor_or_admin_on_the_project(plan) -> None:  # type: ignore[no-untyped-def]
+def test_no_pubsub_editor_or_admin_on_the_project(plan: Plan) -> None:
     roles = {
         flag(c, "role") for c in plan.commands if c[1:3] == ["projects", "add-iam-policy-binding"]
     }
@@ -67,7 +63,7 @@ def test_no_pubsub_editor_or_admin_on_the_project(plan) -> None:  # type: ignore
     assert roles and not roles & PUBSUB_WIDE_ROLES
 
 
-def test_only_the_documented_grants_are_project_wide(plan) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_documented_grants_are_project_wide(plan: Plan) -> None:
     project_wide = {
         (flag(c, "member"), flag(c, "role"))
         for c in plan.commands
@@ -81,7 +77,7 @@ def test_only_the_documented_grants_are_project_wide(plan) -> None:  # type: ign
     }
 
 
-def test_backend_publishes_rides_and_attaches_to_results_only(plan) -> None:  # type: ignore[no-untyped-def]
+def test_backend_publishes_rides_and_attaches_to_results_only(plan: Plan) -> None:
     assert grants(plan)[BACKEND] == {
         ("projects", PROJECT, f"projects/{PROJECT}/roles/rideBackendResultsSubscriber"),
         ("pubsub topics", "ride-data-push", "roles/pubsub.publisher"),
@@ -89,7 +85,7 @@ def test_backend_publishes_rides_and_attaches_to_results_only(plan) -> None:  # 
     }
 
 
-def test_backend_custom_role_holds_only_its_subscription_permissions(plan) -> None:  # type: ignore[no-untyped-def]
+def test_backend_custom_role_holds_only_its_subscription_permissions(plan: Plan) -> None:
     create = next(c for c in plan.commands if c[1:4] == ["iam", "roles", "create"])
 
     assert set(flag(create, "permissions").split(",")) == {
@@ -99,7 +95,7 @@ def test_backend_custom_role_holds_only_its_subscription_permissions(plan) -> No
     }
 
 
-def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan) -> None:  # type: ignore[no-untyped-def]
+def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan: Plan) -> None:
     accessor = "roles/secretmanager.secretAccessor"
     assert grants(plan)[PREDICTOR] == {
         ("pubsub topics", "ride-duration-pull", "roles/pubsub.publisher"),
@@ -109,7 +105,7 @@ def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan
     }
 
 
-def test_pubsub_agent_can_dead_letter_and_mint_push_tokens(plan) -> None:  # type: ignore[no-untyped-def]
+def test_pubsub_agent_can_dead_letter_and_mint_push_tokens(plan: Plan) -> None:
     assert grants(plan)[PUBSUB_AGENT] == {
         ("pubsub topics", "ride-data-dead-letter", "roles/pubsub.publisher"),
         ("pubsub subscriptions", "ride-data-push-sub", "roles/pubsub.subscriber"),
@@ -121,7 +117,7 @@ def test_pubsub_agent_can_dead_letter_and_mint_push_tokens(plan) -> None:  # typ
     }
 
 
-def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan) -> None:  # type: ignore[no-untyped-def]
+def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan: Plan) -> None:
     user = "roles/iam.serviceAccountUser"
     assert grants(plan)[DEPLOYER] == {
         ("projects", PROJECT, "roles/run.admin"),
@@ -135,19 +131,19 @@ def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan) -> None:  
     }
 
 
-def test_push_invoker_gets_nothing_from_setup(plan) -> None:  # type: ignore[no-untyped-def]
+def test_push_invoker_gets_nothing_from_setup(plan: Plan) -> None:
     # Its one grant, run.invoker on the predictor service, needs the service: cloudbuild.yaml.
     assert INVOKER not in grants(plan)
 
 
-def test_everything_is_created_before_the_first_grant(plan) -> None:  # type: ignore[no-untyped-def]
+def test_everything_is_created_before_the_first_grant(plan: Plan) -> None:
     creates = [i for i, c in enumerate(plan.commands) if "create" in c[1:5]]
     bindings = [i for i, c in enumerate(plan.commands) if "add-iam-policy-binding" in c]
 
     assert len(creates) >= 14 and max(creates) < min(bindings)
 
 
-def test_apis_are_enabled_first(plan) -> None:  # type: ignore[no-untyped-def]
+def test_apis_are_enabled_first(plan: Plan) -> None:
     assert plan.commands[0][:3] == ["gcloud", "services", "enable"]
 
 
@@ -158,8 +154,15 @@ def test_secret_values_reach_only_stdin_in_the_plan() -> None:
     plan = dry_run(SETUP, "--only", "secrets", env=env)
 
     assert value not in plan.text
-    assert ["gcloud", "secrets", "versions", "add", "mlflow-aws-access-key-id",
-            "--data-file=-", f"--project={PROJECT}"] in plan.commands  # fmt: skip
+    assert [
+        "gcloud",
+        "secrets",
+        "versions",
+        "add",
+        "mlflow-aws-access-key-id",
+        "--data-file=-",
+        f"--project={PROJECT}",
+    ] in plan.commands
 
 
 def test_only_pubsub_plans_only_pubsub_commands() -> None:

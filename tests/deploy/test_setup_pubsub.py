@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 class Provisioned:
     project: str
     names: dict[str, str]
-    runs: list  # type: ignore[type-arg]  # the two finished setup.sh processes
+    runs: list  # the two finished setup.sh processes
     env: dict[str, str]
 
 
@@ -49,18 +49,20 @@ def provisioned(
 
 
 @pytest.fixture
-def subscriber(deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[pubsub_v1.SubscriberClient]:  # fmt: skip
+def subscriber(
+    deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pubsub_v1.SubscriberClient]:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", deploy_emulator.address)
     client = pubsub_v1.SubscriberClient()
     yield client
     client.close()
 
 
-def subscription(client: pubsub_v1.SubscriberClient, p: Provisioned, key: str):  # type: ignore[no-untyped-def]
+def subscription(client: pubsub_v1.SubscriberClient, p: Provisioned, key: str):
     return client.get_subscription(subscription=client.subscription_path(p.project, p.names[key]))
 
 
-def changes(run) -> list[str]:  # type: ignore[no-untyped-def]
+def changes(run) -> list[str]:
     """The commands a setup run executed that change something (echoed with '+ ')."""
     return [line[2:] for line in run.stderr.splitlines() if line.startswith("+ ")]
 
@@ -69,7 +71,9 @@ def test_both_runs_succeed(provisioned: Provisioned) -> None:
     assert [run.returncode for run in provisioned.runs] == [0, 0], provisioned.runs[0].stderr
 
 
-def test_three_topics_exist(provisioned: Provisioned, deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_three_topics_exist(
+    provisioned: Provisioned, deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", deploy_emulator.address)
     publisher = pubsub_v1.PublisherClient()
     topics = {t.name for t in publisher.list_topics(project=f"projects/{provisioned.project}")}
@@ -78,36 +82,40 @@ def test_three_topics_exist(provisioned: Provisioned, deploy_emulator: Emulator,
         assert publisher.topic_path(provisioned.project, provisioned.names[key]) in topics
 
 
-def test_push_subscription_dead_letters_after_five_attempts(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+def test_push_subscription_dead_letters_after_five_attempts(
+    provisioned: Provisioned, subscriber
+) -> None:
     sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
 
-    dead_letter_topic = f"projects/{provisioned.project}/topics/{provisioned.names['DEAD_LETTER_TOPIC']}"  # fmt: skip
+    dead_letter_topic = (
+        f"projects/{provisioned.project}/topics/{provisioned.names['DEAD_LETTER_TOPIC']}"
+    )
     assert sub.dead_letter_policy.dead_letter_topic == dead_letter_topic
     assert sub.dead_letter_policy.max_delivery_attempts == 5
 
 
-def test_push_subscription_retries_with_backoff(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+def test_push_subscription_retries_with_backoff(provisioned: Provisioned, subscriber) -> None:
     sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
 
     assert sub.retry_policy.minimum_backoff == timedelta(seconds=10)
     assert sub.retry_policy.maximum_backoff == timedelta(seconds=600)
 
 
-def test_push_subscription_waits_a_minute_for_an_ack(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+def test_push_subscription_waits_a_minute_for_an_ack(provisioned: Provisioned, subscriber) -> None:
     sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
 
     assert sub.topic.endswith(f"/topics/{provisioned.names['BACKEND_PUSH_STREAM']}")
     assert sub.ack_deadline_seconds == 60
 
 
-def test_push_subscription_starts_without_endpoint(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+def test_push_subscription_starts_without_endpoint(provisioned: Provisioned, subscriber) -> None:
     # cloudbuild.yaml sets the endpoint once the predictor exists.
     assert (
         subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION").push_config.push_endpoint == ""
     )
 
 
-def test_dead_letter_subscription_never_expires(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+def test_dead_letter_subscription_never_expires(provisioned: Provisioned, subscriber) -> None:
     sub = subscription(subscriber, provisioned, "DEAD_LETTER_SUBSCRIPTION")
 
     assert sub.topic.endswith(f"/topics/{provisioned.names['DEAD_LETTER_TOPIC']}")
@@ -120,7 +128,7 @@ def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
     assert changes(provisioned.runs[1]) == []
 
 
-def test_drifted_setting_is_restored_alone(provisioned: Provisioned, subscriber) -> None:  # type: ignore[no-untyped-def]
+def test_drifted_setting_is_restored_alone(provisioned: Provisioned, subscriber) -> None:
     name = subscriber.subscription_path(provisioned.project, provisioned.names["PUSH_SUBSCRIPTION"])
     subscriber.update_subscription(
         subscription={"name": name, "ack_deadline_seconds": 20},

@@ -30,9 +30,9 @@ def test_new_secret_values_are_added_through_stdin(fake: FakeGcloud) -> None:
 
     assert done.returncode == 0, done.stderr
     added = {
-        call["argv"][3]: call["stdin"]  # type: ignore[index]
+        call["argv"][3]: call["stdin"]
         for call in fake.calls()
-        if call["argv"][:3] == ["secrets", "versions", "add"]  # type: ignore[index]
+        if call["argv"][:3] == ["secrets", "versions", "add"]
     }
     assert added == {"mlflow-aws-access-key-id": KEY_ID, "mlflow-aws-secret-access-key": SECRET_KEY}
 

@@ -62,7 +62,11 @@ def s3_registry(s3_endpoint, trained_model, tmp_path, monkeypatch):
         experiment = mlflow.create_experiment("s3-test", artifact_location=f"s3://{BUCKET}/mlflow")
         booster = lightgbm.Booster(model_file=str(trained_model.folder / "model.lgb"))
         with mlflow.start_run(experiment_id=experiment) as run:
-            info = mlflow.lightgbm.log_model(booster, name="model", registered_model_name="rd-s3")
+            # The model is the booster and the zone-pair table training logs beside it.
+            table = str(trained_model.folder / "extra_files" / "pair_table.json")
+            info = mlflow.lightgbm.log_model(
+                booster, name="model", registered_model_name="rd-s3", extra_files=[table]
+            )
         MlflowClient().set_registered_model_alias("rd-s3", "production", info.registered_model_version)
         yield {"tracking_uri": tracking_uri, "run_id": run.info.run_id, "model_uri": info.model_uri,
                "artifact_uri": info.artifact_path}  # fmt: skip

@@ -112,3 +112,53 @@ def test_readyz_names_the_model_version(client):
 
 def test_healthz_is_ok(client):
     assert client.get("/healthz").status_code == 200
+
+
+class FakeVerifier:
+    """Accepts only the header `Bearer good`, as the OIDC verifier would a valid token."""
+
+    def verify(self, authorization: str | None) -> None:
+        from predictor_service.push_auth import MissingToken, WrongSender
+
+        if authorization is None:
+            raise MissingToken("no Authorization header")
+        if authorization != "Bearer good":
+            raise WrongSender("token from another service account")
+
+
+@pytest.fixture
+def guarded_client(publisher):
+    from predictor_service import create_app
+    from predictor_service.config import Config
+    from predictor_service.model import LoadedModel
+    from tests.unit.predictor.conftest import FakeBooster
+
+    config = Config(project_id="test-project", model_uri="unused", push_audience="https://p")
+    model = LoadedModel(version="v", booster=FakeBooster())
+    app = create_app(config, model=model, publisher=publisher, push_verifier=FakeVerifier())
+    return app.test_client()
+
+
+def test_push_without_token_is_401_when_an_audience_is_configured(guarded_client, publisher):
+    response = guarded_client.post("/", data=push_envelope(ride_message()))
+
+    assert response.status_code == 401
+    assert publisher.results == [] and publisher.dead_letters == []
+
+
+def test_push_from_another_sender_is_403(guarded_client, publisher):
+    response = guarded_client.post(
+        "/", data=push_envelope(ride_message()), headers={"Authorization": "Bearer other"}
+    )
+
+    assert response.status_code == 403
+    assert publisher.results == []
+
+
+def test_push_with_a_valid_token_is_processed(guarded_client, publisher):
+    response = guarded_client.post(
+        "/", data=push_envelope(ride_message()), headers={"Authorization": "Bearer good"}
+    )
+
+    assert response.status_code == 204
+    assert len(publisher.results) == 1

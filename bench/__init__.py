@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline: load generators, scenarios and the report they produce."""

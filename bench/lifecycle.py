@@ -1,0 +1,88 @@
+"""Process start to ready, memory once warm, and the time to exit after SIGTERM."""
+
+import signal
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from devstack.processes import http_status, port_open
+from devstack.stack import Service
+
+from .procs import tree_pss_mb
+
+READY_TIMEOUT_S = 120.0
+POLL_S = 0.005
+
+
+def start_timed(service: Service) -> float:
+    """Start `service` and return the seconds from process start to /readyz 200."""
+    if port_open("127.0.0.1", service.port):
+        raise RuntimeError(f"port {service.port} is taken")
+    started = time.monotonic()
+    service.process.start()
+    deadline = started + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if http_status(f"{service.url}/readyz", timeout_s=1.0) == 200:
+            return time.monotonic() - started
+        if not service.process.alive():
+            raise RuntimeError(f"{service.package} exited:\n{service.process.log_tail()}")
+        time.sleep(POLL_S)
+    service.stop()
+    raise TimeoutError(f"{service.package} not ready after {READY_TIMEOUT_S:g} s")
+
+
+def post_many(url: str, bodies: list[bytes], timeout_s: float = 10.0) -> list[int]:
+    """POST each body in turn and return the status codes."""
+    statuses = []
+    for body in bodies:
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                statuses.append(response.status)
+        except OSError as err:
+            statuses.append(getattr(err, "code", 0) or 0)
+    return statuses
+
+
+def pss(service: Service) -> dict[str, float]:
+    """PSS of the gunicorn master and its workers, in MB."""
+    assert service.process.pid is not None
+    return tree_pss_mb(service.process.pid)
+
+
+def sigterm_exit_s(service: Service, timeout_s: float = 30.0) -> float | None:
+    """Send SIGTERM to the master only, as Cloud Run does, and time its exit (None: killed)."""
+    popen = service.process.popen
+    assert popen is not None
+    started = time.monotonic()
+    popen.send_signal(signal.SIGTERM)
+    code = service.process.wait(timeout_s)
+    elapsed = time.monotonic() - started
+    if code is None:
+        service.process.kill()
+        return None
+    return elapsed
+
+
+def sigterm_under_load(
+    service: Service, load: Callable[[], Any], after_s: float = 3.0
+) -> tuple[float | None, Any]:
+    """Run `load` in a thread, SIGTERM the service `after_s` into it; return exit s and result."""
+    box: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            box["result"] = load()
+        except Exception as err:  # the load meeting a closed port is part of what is measured
+            box["result"] = {"error": f"{type(err).__name__}: {err}"}
+
+    thread = threading.Thread(target=drive, daemon=True)
+    thread.start()
+    time.sleep(after_s)
+    exit_s = sigterm_exit_s(service)
+    thread.join(timeout=60)
+    return exit_s, box.get("result")

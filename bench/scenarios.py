@@ -1,0 +1,326 @@
+"""The measurements in order, each on the stack it needs, every process stopped afterwards."""
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.stack import Service, Stack
+
+from . import direct, e2e, emulator_limit, lifecycle, modelfig, setup, wrk
+from .figures import Figure, skipped
+from .procs import pids_matching
+
+RIDES = 1000  # distinct rides from the validation month, cycled through
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    wrk_runs: int
+    wrk_s: float
+    e2e_low_s: float
+    e2e_high_s: float
+    cold_starts: int
+    registry_cold_start: bool
+    noop_rates: tuple[float, ...]
+    noop_s: float
+    idle_messages: int
+    sigterm_under_load: bool
+
+
+PLANS = {
+    "full": Plan("full", 3, 10, 30, 60, 3, True, (100, 400, 1000), 5, 10, True),
+    "quick": Plan("quick", 1, 5, 10, 15, 1, False, (400,), 3, 3, False),
+}
+
+
+class Bench:
+    """Hold what the scenarios share: the model, the rides, the emulator, the figures so far."""
+
+    def __init__(self, plan: Plan, workdir: Path, progress: Callable[[str], None]) -> None:
+        self.plan, self.workdir, self.progress = plan, workdir, progress
+        self.figures: list[Figure] = []
+        self._stacks: list[Stack] = []
+        self._services: list[Service] = []
+        self.emulator: Any = None
+
+    def run_all(self) -> list[Figure]:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.model = setup.ensure_model(retrain=False, progress=self.progress)
+        self.progress(f"model {self.model.version} from {self.model.folder}")
+        self.rides = setup.sample_rides(RIDES)
+        self.expected = setup.expected_durations(self.model.folder, self.rides)
+        self.figures += modelfig.figures(self.model, self.rides[0])
+        self.progress("starting the bench's own Pub/Sub emulator")
+        self.emulator = setup.start_emulator(self.workdir)
+        for step in (self.predictor_alone, self.lifecycle, self.end_to_end, self.emulator_limit):
+            try:
+                step()
+            except Exception as err:  # one failed step must not lose the others' figures
+                self.progress(f"{step.__name__} failed: {type(err).__name__}: {err}")
+                self.figures.append(skipped(step.__name__, step.__doc__ or "", repr(err)))
+            finally:
+                self._stop_all()
+        return self.figures
+
+    def _roots(self, **pids: int | None) -> dict[str, list[int]]:
+        roots = {name: [pid] for name, pid in pids.items() if pid is not None}
+        return roots | {"emulator": pids_matching(f"--host-port={self.emulator.address}")}
+
+    def _stack(self, backends: int, predictor_workers: int) -> Stack:
+        settings = setup.stack_settings(
+            self.model, self.workdir, self.emulator, backends, predictor_workers
+        )
+        stack = Stack(settings, progress=self.progress, emulator=self.emulator)
+        self._stacks.append(stack)
+        stack.start()
+        return stack
+
+    def _service(self, service: Service) -> Service:
+        self._services.append(service)
+        return service
+
+    def predictor_alone(self) -> None:
+        """Measurement 1: push requests straight to a predictor with 2 workers."""
+        self.progress("predictor alone: push requests, 8 concurrent (wrk)")
+        stack = self._stack(backends=0, predictor_workers=2)
+        self.topics = stack.settings  # later lone predictors publish to its topics
+        envelopes = [setup.push_envelope(r, f"d{i}") for i, r in enumerate(self.rides[:200])]
+        figure = direct.predictor_figure(
+            stack.predictor.url, envelopes, runs=self.plan.wrk_runs, duration_s=self.plan.wrk_s,
+            cpu_roots=self._roots(predictor=stack.predictor.process.pid), workers=2,
+            progress=self.progress,
+        )  # fmt: skip
+        if stack.predictor.process.pid:
+            figure.data["pss_mb_2_workers"] = lifecycle.pss(stack.predictor)
+        self.figures.append(figure)
+        stack.stop()
+
+    def _predictor(self, model_uri: str, workers: int = 1) -> Service:
+        service = setup.predictor_service(model_uri, self.emulator, self.workdir, workers)
+        service.process.env |= {
+            "BACKEND_PULL_STREAM": self.topics.results_topic,
+            "DEAD_LETTER_TOPIC": self.topics.dead_letter_topic,
+        }
+        return self._service(service)
+
+    def lifecycle(self) -> None:
+        """Measurements 3 and 5: cold start, memory as deployed, exit after SIGTERM when idle."""
+        self.progress("predictor cold start, local model folder (1 worker, as deployed)")
+        local: list[float] = []
+        memory: dict[str, Any] = {}
+        exits: dict[str, Any] = {}
+        for attempt in range(self.plan.cold_starts):
+            service = self._predictor(str(self.model.folder))
+            local.append(lifecycle.start_timed(service))
+            self.progress(f"  ready in {local[-1]:.3f} s")
+            if attempt == 0:
+                envelopes = [
+                    setup.push_envelope(r, f"w{i}") for i, r in enumerate(self.rides[:300])
+                ]
+                statuses = lifecycle.post_many(service.url + "/", envelopes)
+                memory["predictor"] = lifecycle.pss(service) | {
+                    "after_pushes": len(statuses),
+                    "ok": statuses.count(204),
+                }
+                exits["predictor_idle_s"] = lifecycle.sigterm_exit_s(service)
+            else:
+                service.stop()
+        cold = statistics.median(local)
+        self.figures.append(
+            Figure(
+                "cold_start_local",
+                "Predictor cold start, model in a local folder",
+                f"process start to first /readyz 200 (polled every 5 ms), gunicorn with 1 worker; "
+                f"median of {len(local)}",
+                f"{cold:.2f} s (each: {', '.join(f'{x:.2f}' for x in local)})",
+                "< 1.0 s",
+                cold < 1.0,
+                {"seconds": local, "median_s": cold},
+            )
+        )
+        if self.plan.registry_cold_start:
+            self.progress("predictor cold start from the MLflow registry")
+            service = self._predictor(self.model.uri)
+            seconds = lifecycle.start_timed(service)
+            service.stop()
+            self.figures.append(
+                Figure(
+                    "cold_start_registry",
+                    "Predictor cold start, model from the MLflow registry",
+                    f"{self.model.uri} on a local SQLite tracking store and artifact folder: "
+                    "resolves the alias, downloads the artifacts, loads; 1 worker",
+                    f"{seconds:.2f} s",
+                    "(say how long)",
+                    None,
+                    {"seconds": seconds},
+                )
+            )
+        self.memory, self.exits = memory, exits
+
+    def end_to_end(self) -> None:
+        """Measurements 2 and 4, then memory and SIGTERM of loaded processes."""
+        self.progress("end to end: 2 backend processes, predictor with 2 workers")
+        stack = self._stack(backends=2, predictor_workers=2)
+        urls = [b.url for b in stack.backends]
+        roots = self._roots(
+            predictor=stack.predictor.process.pid,
+            backend_a=stack.backends[0].process.pid,
+            backend_b=stack.backends[1].process.pid,
+        )
+        run = dict(cpu_roots=roots, progress=self.progress)
+        e2e.run_rate(urls, self.rides, self.expected, rate=50, duration_s=3, **run)  # warm-up
+        for rate, seconds, make in (
+            (100, self.plan.e2e_low_s, e2e.figure_100),
+            (400, self.plan.e2e_high_s, e2e.figure_400),
+        ):
+            self.progress(f"end to end at {rate} rides/s for {seconds:g} s")
+            found = e2e.run_rate(
+                urls, self.rides, self.expected, rate=rate, duration_s=seconds, **run
+            )
+            self.figures.append(make(found, e2e.conditions(rate, seconds, 2, 2)))
+        self.progress("POST /estimate, 8 concurrent (wrk)")
+        self.figures.append(
+            direct.estimate_figure(
+                urls[0],
+                self.rides[:200],
+                runs=self.plan.wrk_runs,
+                duration_s=self.plan.wrk_s,
+                cpu_roots={"backend": [stack.backends[0].process.pid or 0]},
+                progress=self.progress,
+            )  # fmt: skip
+        )
+        self.memory["backend"] = max(
+            (lifecycle.pss(b) for b in stack.backends), key=lambda m: m["total"]
+        )
+        self.memory["predictor_2_workers_after_e2e"] = lifecycle.pss(stack.predictor)
+        self.sigterms(stack)
+        stack.stop()
+        self.figures += self.memory_and_exit_figures()
+
+    def sigterms(self, stack: Stack) -> None:
+        """Exit times of a fresh backend when idle, and of a predictor and backend under load."""
+        backend = self._service(
+            setup.backend_service(self.emulator, self.workdir, stack.settings.results_topic)
+        )
+        backend.process.env["BACKEND_PUSH_STREAM"] = stack.settings.rides_topic
+        backend.start()
+        self.exits["backend_idle_s"] = lifecycle.sigterm_exit_s(backend)
+        if not self.plan.sigterm_under_load:
+            return
+        self.progress("SIGTERM under load")
+        predictor = self._predictor(str(self.model.folder))
+        predictor.start()
+        envelopes = [setup.push_envelope(r, f"s{i}") for i, r in enumerate(self.rides[:200])]
+        seconds, result = lifecycle.sigterm_under_load(
+            predictor,
+            lambda: wrk.run(predictor.url, "/", envelopes, connections=8, duration_s=8).as_dict(),
+        )
+        self.exits["predictor_loaded_s"] = seconds
+        self.exits["predictor_load"] = result
+        backend = self._service(
+            setup.backend_service(self.emulator, self.workdir, stack.settings.results_topic)
+        )
+        backend.process.env["BACKEND_PUSH_STREAM"] = stack.settings.rides_topic
+        backend.start()
+        seconds, result = lifecycle.sigterm_under_load(
+            backend,
+            lambda: e2e.run_rate(
+                [backend.url], self.rides, self.expected, rate=100, duration_s=6,
+                cpu_roots={}, progress=lambda _: None,
+            ),
+        )  # fmt: skip
+        self.exits["backend_loaded_s"] = seconds
+        if isinstance(result, dict):
+            self.exits["backend_load"] = {
+                k: result.get(k) for k in ("sent", "right", "crossed", "failed", "unanswered")
+            }
+
+    def memory_and_exit_figures(self) -> list[Figure]:
+        predictor, backend = self.memory.get("predictor"), self.memory.get("backend")
+        figures = []
+        if predictor and backend:
+            figures.append(
+                Figure(
+                    "memory",
+                    "Memory (PSS, gunicorn master + workers)",
+                    "/proc/PID/smaps_rollup summed over the process tree once warm: predictor "
+                    "with 1 worker (as deployed) after 300 pushes; the larger of the two backend "
+                    "processes (1 worker each) after the end-to-end runs",
+                    f"predictor {predictor['total']:.0f} MB, backend {backend['total']:.0f} MB",
+                    "predictor < 150 MB, backend < 80 MB",
+                    predictor["total"] < 150 and backend["total"] < 80,
+                    self.memory,
+                )
+            )
+        idle = [self.exits.get("predictor_idle_s"), self.exits.get("backend_idle_s")]
+        loaded = [self.exits.get("predictor_loaded_s"), self.exits.get("backend_loaded_s")]
+        result = f"idle: predictor {_seconds(idle[0])}, backend {_seconds(idle[1])}" + (
+            f"; under load: predictor {_seconds(loaded[0])}, backend {_seconds(loaded[1])}"
+            if self.plan.sigterm_under_load
+            else ""
+        )
+        met_idle = all(x is not None and x < 2 for x in idle)
+        met_loaded = not self.plan.sigterm_under_load or all(
+            x is not None and x < 10 for x in loaded
+        )
+        figures.append(
+            Figure(
+                "sigterm",
+                "Exit after SIGTERM",
+                "SIGTERM to the gunicorn master only, as Cloud Run sends it, until the process "
+                "is gone; under load: wrk with 8 connections on a predictor, 100 rides/s on a "
+                "backend, SIGTERM 3 s in",
+                result,
+                "< 2 s idle, < 10 s under load",
+                met_idle and met_loaded,
+                self.exits,
+            )
+        )
+        return figures
+
+    def emulator_limit(self) -> None:
+        """Where the emulator is the limit: deliveries to a push endpoint that does nothing."""
+        self.progress("the emulator alone: a no-op push endpoint")
+        found = emulator_limit.measure(
+            self.emulator, self.workdir, self.plan.noop_rates, self.plan.noop_s,
+            self.plan.idle_messages, self.progress,
+        )  # fmt: skip
+        idle = found["idle"]["latency_ms"]
+        busiest = found["rates"][-1]
+        self.figures.append(
+            Figure(
+                "emulator_noop",
+                "Emulator alone: publish to a no-op push endpoint",
+                f"messages stamped at publish, latency to arrival at an endpoint that answers 204 "
+                f"at once; {self.plan.idle_messages} messages 1 s apart (idle subscription), then "
+                f"{', '.join(f'{r:g}' for r in self.plan.noop_rates)}/s for "
+                f"{self.plan.noop_s:g} s each",
+                f"idle p50 {idle.get('p50', 0):.0f} ms; at {busiest['rate']:g}/s "
+                f"{busiest['delivered']}/{busiest['sent']} delivered, p50 "
+                f"{busiest['latency_ms'].get('p50', 0):.1f} ms, p99 "
+                f"{busiest['latency_ms'].get('p99', 0):.1f} ms",
+                "(shows the floor the emulator sets)",
+                None,
+                found,
+            )
+        )
+
+    def _stop_all(self) -> None:
+        for service in self._services:
+            service.stop(timeout_s=10)
+        for stack in self._stacks:
+            stack.stop()
+        self._services, self._stacks = [], []
+
+    def close(self) -> None:
+        """Stop every process the bench started, by PID."""
+        self._stop_all()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+
+def _seconds(value: float | None) -> str:
+    return "killed after 30 s" if value is None else f"{value:.2f} s"

@@ -1,0 +1,1 @@
+"""Fault drills on the real stack: kill, stall, slow down and flood its parts, count every ride."""

@@ -1,0 +1,123 @@
+"""Where drills run: an emulator, the real model, and a fresh stack on fresh topics per scenario."""
+
+import os
+import signal
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devstack.emulator import Emulator
+from devstack.processes import free_port, port_open, wait_until
+from devstack.stack import Service, Settings, Stack
+from predictor_service.features import prepare_features
+from predictor_service.model import load_model
+
+from .rider import Ride, make_rides
+
+EXIT_WAIT_S = 15.0
+
+
+class Lab:
+    """Build stacks for drills and stop every process they started, emulators included."""
+
+    def __init__(self, emulator: Emulator, model_folder: Path, workdir: Path) -> None:
+        self.emulator = emulator
+        self.model_folder = model_folder
+        self.model = load_model(str(model_folder))
+        self.workdir = workdir
+        self._stacks: list[Stack] = []
+        self._emulators: list[Emulator] = []
+
+    def expected(self, body: dict[str, Any]) -> float:
+        """What the predictor must answer for a ride, from the same model and features."""
+        when = datetime.fromisoformat(body["datetime"])
+        features = prepare_features(
+            [body["PULocationID"]], [body["DOLocationID"]], [body["trip_distance"]], [when]
+        )
+        return round(float(self.model.predict(features)[0]), 2)
+
+    def rides(self, prefix: str, count: int) -> list[Ride]:
+        return make_rides(prefix, count, self.expected)
+
+    def own_emulator(self) -> Emulator:
+        """Start an emulator for one scenario, which it may stop and restart at will."""
+        emulator = Emulator(free_port(), self.emulator.project, self.workdir / "emulators")
+        self._emulators.append(emulator)
+        emulator.start()
+        return emulator
+
+    def stack(
+        self,
+        name: str,
+        *,
+        backends: int = 1,
+        emulator: Emulator | None = None,
+        service_env: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Stack:
+        """Start a predictor and `backends` backends (one worker each) on topics of their own."""
+        emulator = emulator or self.emulator
+        suffix = uuid.uuid4().hex[:8]
+        settings = Settings(
+            project=emulator.project,
+            emulator_port=emulator.port,
+            predictor_port=free_port(),
+            backend_ports=tuple(free_port() for _ in range(backends)),
+            backend_workers=1,
+            predictor_workers=1,
+            rides_topic=f"rides-{suffix}",
+            results_topic=f"results-{suffix}",
+            dead_letter_topic=f"dead-letters-{suffix}",
+            push_subscription=f"rides-push-{suffix}",
+            dead_letter_subscription=f"dead-letters-sub-{suffix}",
+            model_uri=str(self.model_folder),
+            workdir=self.workdir / f"{name}-{suffix}",
+            service_env=service_env or {},
+            **overrides,
+        )
+        stack = Stack(settings, emulator=emulator)
+        self._stacks.append(stack)
+        stack.start()
+        return stack
+
+    def close(self) -> None:
+        for stack in reversed(self._stacks):
+            stack.stop()
+        for emulator in self._emulators:
+            emulator.stop()
+
+
+def kill(service: Service) -> None:
+    """SIGKILL the service's whole process group and wait until its port is free."""
+    service.process.kill()
+    wait_until(lambda: not port_open("127.0.0.1", service.port), 10, what="the port to close")
+
+
+def terminate(service: Service) -> float:
+    """SIGTERM gunicorn's master only, as Cloud Run does; return the seconds it took to exit."""
+    assert service.process.pid is not None
+    started = time.monotonic()
+    os.kill(service.process.pid, signal.SIGTERM)
+    if service.process.wait(EXIT_WAIT_S) is None:
+        service.process.kill()
+        return float("inf")
+    return time.monotonic() - started
+
+
+def restart(service: Service) -> float:
+    """Start the service again once its old port is free; return the seconds until ready."""
+    wait_until(lambda: not port_open("127.0.0.1", service.port), 10, what="the port to close")
+    started = time.monotonic()
+    service.start()
+    return time.monotonic() - started
+
+
+def stall(service: Service) -> None:
+    """Freeze every process of the service (SIGSTOP): connections open, nothing answers."""
+    service.process.signal(signal.SIGSTOP)
+
+
+def resume(service: Service) -> None:
+    service.process.signal(signal.SIGCONT)

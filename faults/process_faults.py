@@ -1,0 +1,156 @@
+"""Scenarios that kill or stop one service while rides are in flight."""
+
+import time
+
+import requests
+
+from devstack.stack import Stack
+
+from .lab import Lab, kill, restart, resume, stall, terminate
+from .observe import ResultTap, expiration_ttl_s, subscriptions_of
+from .report import ScenarioResult
+from .rider import Outcome, Rider, double_answers, run_load
+
+# Cloud Run sends SIGKILL this long after SIGTERM.
+# https://cloud.google.com/run/docs/container-contract#instance-shutdown
+CLOUD_RUN_KILL_S = 10.0
+
+
+def tap(stack: Stack) -> ResultTap:
+    s = stack.settings
+    return ResultTap(stack.address, s.project, s.results_topic)
+
+
+def urls(stack: Stack) -> list[str]:
+    return [backend.url for backend in stack.backends]
+
+
+def predictor_killed(lab: Lab) -> ScenarioResult:
+    """SIGKILL the predictor mid-stream and restart it: Pub/Sub redelivers what it held."""
+    result = ScenarioResult("predictor SIGKILL mid-stream, restarted")
+    stack = lab.stack("predictor-killed", backends=2)
+    with tap(stack) as results:
+        load = run_load(Rider(urls(stack)), lab.rides("pk", 80), rate_per_s=16, deadline_s=60)
+        time.sleep(2.0)
+        killed_at = time.monotonic()
+        kill(stack.predictor)
+        time.sleep(1.5)  # as long as a new instance takes to come up, give or take
+        restart(stack.predictor)
+        down_s = time.monotonic() - killed_at
+        outcomes = load.wait()
+        result.double_answers = double_answers(outcomes)
+    result.count(outcomes, results.duplicates)
+    result.checks["no double answer"] = result.double_answers == 0
+    result.notes.append(f"predictor down {down_s:.1f} s; pushes retried meanwhile")
+    return result
+
+
+def backend_killed(lab: Lab) -> ScenarioResult:
+    """SIGKILL one of two backends while its requests wait: the other carries on alone."""
+    return _backend_stopped(lab, graceful=False)
+
+
+def backend_terminated(lab: Lab) -> ScenarioResult:
+    """SIGTERM one of two backends while its requests wait: they answer, it exits in time."""
+    return _backend_stopped(lab, graceful=True)
+
+
+def _backend_stopped(lab: Lab, graceful: bool) -> ScenarioResult:
+    how = "SIGTERM (graceful)" if graceful else "SIGKILL"
+    result = ScenarioResult(f"backend {how} while requests wait, other backend serving")
+    stack = lab.stack("backend-" + ("term" if graceful else "kill"), backends=2)
+    victim, survivor = stack.backends
+    s = stack.settings
+    reply_to = requests.get(f"{victim.url}/readyz", timeout=10).json()["reply_to"]
+    victim_sub = next(
+        name
+        for name in subscriptions_of(stack.address, s.project, s.results_topic)
+        if reply_to in name
+    )
+    with tap(stack) as results:
+        load = run_load(Rider(urls(stack)), lab.rides("bk", 40), rate_per_s=10, deadline_s=60)
+        # Freeze the predictor so that rides pile up waiting in both backends.
+        time.sleep(1.0)
+        stall(stack.predictor)
+        time.sleep(1.5)
+        stopped_at = time.monotonic()
+        if graceful:
+            exit_s = terminate(victim)
+        else:
+            kill(victim)
+            exit_s = time.monotonic() - stopped_at
+        time.sleep(max(0.0, 1.5 - exit_s))
+        resume(stack.predictor)
+        outcomes = load.wait()
+        result.double_answers = double_answers(outcomes)
+    after = subscriptions_of(stack.address, s.project, s.results_topic)
+    result.count(outcomes, results.duplicates)
+    _check_victim(result, outcomes, victim.url, stopped_at, graceful)
+    result.checks["survivor answered every ride it took"] = _clean(outcomes, survivor.url)
+    result.checks["no double answer"] = result.double_answers == 0
+    result.notes.append(f"victim gone {exit_s:.1f} s after the signal")
+    if graceful:
+        result.checks[f"exited within Cloud Run's {CLOUD_RUN_KILL_S:g} s"] = (
+            exit_s < CLOUD_RUN_KILL_S
+        )
+        result.checks["its results subscription deleted"] = victim_sub not in after
+    else:
+        ttl = expiration_ttl_s(stack.address, victim_sub)
+        result.checks["orphaned subscription has an expiration TTL"] = ttl is not None
+        result.notes.append(
+            f"orphaned subscription left to its {ttl or 0:.0f} s TTL (the emulator never expires)"
+        )
+    return result
+
+
+def _check_victim(
+    result: ScenarioResult, outcomes: list[Outcome], url: str, stopped_at: float, graceful: bool
+) -> None:
+    """Count the victim's requests open at the signal, and how they ended."""
+    open_then = [
+        a
+        for o in outcomes
+        for a in o.attempts
+        if a.url == url and a.sent < stopped_at < a.sent + a.seconds
+    ]
+    answered = [a for a in open_then if a.status in (200, 202)]
+    result.notes.append(f"{len(answered)}/{len(open_then)} requests open at the signal answered")
+    if graceful:
+        result.checks["every open request answered (202, none reset)"] = len(answered) == len(
+            open_then
+        )
+        late = max((a.sent + a.seconds - stopped_at for a in answered), default=0.0)
+        result.checks["open requests answered at once (under 2 s)"] = late < 2.0
+        result.notes.append(f"last answered {late:.1f} s after SIGTERM")
+
+
+def _clean(outcomes: list[Outcome], url: str) -> bool:
+    """Whether every request to `url` came back 200 or 202 (nothing refused, reset or 5xx)."""
+    return all(a.status in (200, 202) for o in outcomes for a in o.attempts if a.url == url)
+
+
+def predictor_terminated(lab: Lab) -> ScenarioResult:
+    """SIGTERM the predictor mid-prediction: it finishes and acks what it holds, then exits."""
+    result = ScenarioResult("predictor SIGTERM (graceful) mid-prediction, restarted")
+    # Every prediction takes 1.5 s, so that some are in flight when the signal lands.
+    stack = lab.stack(
+        "predictor-term",
+        predictor_app="faults.slow_predictor:create_app()",
+        service_env={"FAULT_SLOW_S": "1.5", "FAULT_SLOW_INTERVAL_S": "0"},
+    )
+    with tap(stack) as results:
+        load = run_load(Rider(urls(stack)), lab.rides("pt", 12), rate_per_s=3, deadline_s=60)
+        time.sleep(2.5)
+        exit_s = terminate(stack.predictor)
+        back_s = restart(stack.predictor)
+        outcomes = load.wait()
+        result.double_answers = double_answers(outcomes)
+    result.count(outcomes, results.duplicates)
+    result.checks[f"exited within Cloud Run's {CLOUD_RUN_KILL_S:g} s"] = exit_s < CLOUD_RUN_KILL_S
+    # A prediction cut off before its ack would be redelivered and answered twice.
+    result.checks["nothing redelivered: in-flight pushes finished and acked"] = (
+        result.stream_duplicates == 0
+    )
+    result.checks["no double answer"] = result.double_answers == 0
+    result.notes.append(f"exited {exit_s:.1f} s after SIGTERM, back after {back_s:.1f} s")
+    return result

@@ -1,0 +1,41 @@
+"""The scenarios, in the order the suite runs them, and a runner that never lets one escape."""
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+
+from . import process_faults, soak, stream_faults
+from .lab import Lab
+from .report import ScenarioResult
+
+log = logging.getLogger("faults")
+
+Scenario = Callable[[Lab], ScenarioResult]
+SCENARIOS: dict[str, Scenario] = {
+    "predictor-killed": process_faults.predictor_killed,
+    "predictor-slow": stream_faults.predictor_slow,
+    "emulator-restarted": stream_faults.emulator_restarted,
+    "backend-killed": process_faults.backend_killed,
+    "backend-terminated": process_faults.backend_terminated,
+    "predictor-terminated": process_faults.predictor_terminated,
+    "poison-and-duplicates": stream_faults.poison_and_duplicates,
+    "dead-letters-replayed": stream_faults.dead_letters_replayed,
+    "soak": soak.short_soak,
+}
+
+
+def run(name: str, lab: Lab, scenario: Scenario | None = None) -> ScenarioResult:
+    """Run one scenario; an exception becomes a failed result that says what went wrong."""
+    started = time.monotonic()
+    log.info("scenario %s: starting", name)
+    try:
+        result = (scenario or SCENARIOS[name])(lab)
+    except Exception as err:
+        result = ScenarioResult(name)
+        result.checks["ran to the end"] = False
+        result.notes.append(f"{type(err).__name__}: {err}")
+        log.error("scenario %s raised:\n%s", name, traceback.format_exc())
+    result.seconds = time.monotonic() - started
+    log.info("scenario %s: %s (%.0f s)", name, result.summary(), result.seconds)
+    return result
