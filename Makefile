@@ -41,3 +41,41 @@ train: install
 
 clean:
 	rm -rf .local .pytest_cache .ruff_cache .mypy_cache
+
+.PHONY: faults soak dead-letters
+SOAK_SECONDS ?= 300
+SOAK_RATE ?= 20
+
+## Fault drills on a stack of their own (about 4 min); prints the table of docs/reliability.md.
+faults: install
+	mkdir -p .local
+	$(PY) -m faults
+
+## The long soak, not part of `make test`: SOAK_SECONDS at SOAK_RATE rides/s on two backends.
+soak: install
+	mkdir -p .local
+	$(PY) -m faults --soak-seconds $(SOAK_SECONDS) --rate $(SOAK_RATE)
+
+## List dead letters with their reason; replay with ARGS="replay --id ID" (or --reason R, --all).
+## Defaults to the `make run` emulator; PUBSUB_EMULATOR_HOST= (empty) and PROJECT_ID target GCP.
+dead-letters: install
+	PUBSUB_EMULATOR_HOST=$${PUBSUB_EMULATOR_HOST-127.0.0.1:$${PUBSUB_EMULATOR_PORT:-8085}} \
+	PROJECT_ID=$${PROJECT_ID:-local-project} \
+	$(PY) -m deadletters $(or $(ARGS),list)
+
+## Benchmarks (docs/benchmarks.md): their own emulator and stacks on free loopback ports;
+## results in bench/results/<time>/ (results.json, report.md, latency.png).
+.PHONY: bench bench-quick bench-tools
+bench: install bench-tools
+	$(PY) -m bench
+
+## The reduced set, under two minutes.
+bench-quick: install bench-tools
+	$(PY) -m bench --quick
+
+# wrk (a Debian package) drives the closed-loop measurements; where it cannot be installed they
+# are skipped, and the report says so.
+bench-tools:
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1; } \
+		|| echo "wrk could not be installed: the wrk measurements will be skipped"

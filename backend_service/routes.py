@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .coarse import CoarseEstimator
 from .errors import abort_json
@@ -132,4 +132,5 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/openapi.yaml")
 def openapi() -> Response:
     """Serve the OpenAPI description of this API."""
-    return send_file(OPENAPI_PATH, mimetype="application/yaml")
+    # Read whole, not streamed with send_file: nothing is left open if a client goes away.
+    return Response(OPENAPI_PATH.read_bytes(), mimetype="application/yaml")

@@ -10,6 +10,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
+from .batching import GroupCommitPublisher
+
 log = logging.getLogger(__name__)
 
 # Pub/Sub's minimum retention; results older than that are of no use to a waiting request.
@@ -22,13 +24,13 @@ class StreamUnavailable(RuntimeError):
 
 
 def make_clients(
-    max_latency_s: float,
-) -> tuple[pubsub_v1.PublisherClient, pubsub_v1.SubscriberClient]:
+    max_latency_s: float, timeout_s: float = 3.0
+) -> tuple[GroupCommitPublisher, pubsub_v1.SubscriberClient]:
     """Create the gRPC clients; call it in the worker, after gunicorn forks."""
-    # Each request waits for its own publish: the default 10 ms batching delay would be added
-    # to every confirmation. Concurrent requests still share batches.
-    settings = pubsub_v1.types.BatchSettings(max_latency=max_latency_s, max_messages=100)
-    return pubsub_v1.PublisherClient(batch_settings=settings), pubsub_v1.SubscriberClient()
+    # Each request waits for its own publish, so a batching delay would be added to every
+    # confirmation: group commit batches what arrives while an RPC is in flight, no timer.
+    publisher = GroupCommitPublisher(pubsub_v1.PublisherClient(), timeout_s, max_latency_s)
+    return publisher, pubsub_v1.SubscriberClient()
 
 
 class RidePublisher:
@@ -159,7 +161,7 @@ class ResultListener:
                 request={"subscription": subscription}, timeout=timeout_s
             )
         except gexc.NotFound:
-            pass
+            return  # already gone: Pub/Sub lost it, or it expired
         except gexc.GoogleAPICallError as err:
             log.warning(
                 "could not delete results subscription; its expiration policy will",

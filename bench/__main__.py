@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("load average %s: others are busy, figures will be noisy", host["loadavg"])
     t0 = time.monotonic()
     workdir = setup.WORKDIR / "runs" / folder.name
-    bench = Bench(plan, workdir, progress=log.info)
+    bench = Bench(plan, workdir, progress=log.info, retrain=args.retrain)
     figures: list[Figure] = []
     try:
         figures = bench.run_all()

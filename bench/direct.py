@@ -95,12 +95,16 @@ def estimate_figure(
     duration_s: float,
     cpu_roots: dict[str, list[int]],
     progress: Callable[[str], None],
+    workers: int = 1,
+    where: str = "",
 ) -> Figure:
     """POST /estimate on one backend process: the coarse model, no stream."""
-    title = "POST /estimate, 8 concurrent"
+    title = f"POST /estimate, 8 concurrent, {workers} worker{'s' if workers > 1 else ''}"
     target = ">= 2,000 req/s, p99 < 5 ms"
     if not wrk.available():
-        return skipped("estimate", title, "wrk is not installed (apt-get install wrk)", target)
+        return skipped(
+            f"estimate_{workers}", title, "wrk is not installed (apt-get install wrk)", target
+        )
     bodies = [json.dumps(ride).encode() for ride in rides]
     found = measure(
         backend_url, "/estimate", bodies, runs=runs, duration_s=duration_s,
@@ -109,12 +113,13 @@ def estimate_figure(
     best = found["median"]
     errors = best["socket_errors"] + best["non_2xx"]
     return Figure(
-        "estimate",
+        f"estimate_{workers}",
         title,
         conditions(
             runs,
             duration_s,
-            f"one backend process (gunicorn master + 1 worker x 16 threads); {len(bodies)} rides",
+            f"one backend process (gunicorn master + {workers} worker x 16 threads{where}); "
+            f"{len(bodies)} rides",
         ),  # fmt: skip
         f"{best['throughput_rps']:,.0f} req/s, p50 {ms(best['p50_ms'])}, p99 {ms(best['p99_ms'])}"
         f"{f', {errors} errors' if errors else ''}",

@@ -40,8 +40,11 @@ def check(
         else:
             failed.append({"index": outcome.index, "status": outcome.status, "body": body})
     answered = len(result.outcomes)
+    # Rides answered per second of the whole run, backlog drained included: the stream's pace.
+    finished = max((o.scheduled_s + o.latency_ms / 1000 for o in result.outcomes), default=0.0)
     return {
         "sent": sent,
+        "answered_per_s": round(right / finished, 1) if finished else 0.0,
         "right": right,
         "crossed": len(crossed),
         "crossed_examples": crossed[:5],
@@ -129,7 +132,7 @@ def figure_400(found: dict[str, Any], conditions_text: str) -> Figure:
         conditions_text,
         f"p50 {ms(lat.get('p50', 0))}, p99 {ms(lat.get('p99', 0))}; last/first 10 s p50 "
         f"{found['drift']:.2f}; {found['right']}/{found['sent']} right, {found['crossed']} "
-        f"crossed, {lost} lost or late",
+        f"crossed, {lost} lost or late; answered {found['answered_per_s']:g} rides/s",
         f"flat latency (last/first window p50 <= {MAX_DRIFT:g}), nothing lost or crossed",
         bool(lat.get("count"))
         and found["drift"] <= MAX_DRIFT

@@ -114,8 +114,10 @@ def plot(figures: list[Figure], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    positions = range(len(PLOTTED_PERCENTILES))
     for title, values in _curves(figures).items():
-        left.plot(PLOTTED_PERCENTILES, values, marker="o", label=title)
+        left.plot(positions, values, marker="o", label=title)
+    left.set_xticks(positions, PLOTTED_PERCENTILES)
     left.set_yscale("log")
     left.set_xlabel("percentile")
     left.set_ylabel("latency, ms (log scale)")

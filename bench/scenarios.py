@@ -28,19 +28,22 @@ class Plan:
     noop_s: float
     idle_messages: int
     sigterm_under_load: bool
+    estimate_two_workers: bool
 
 
 PLANS = {
-    "full": Plan("full", 3, 10, 30, 60, 3, True, (100, 400, 1000), 5, 10, True),
-    "quick": Plan("quick", 1, 5, 10, 15, 1, False, (400,), 3, 3, False),
+    "full": Plan("full", 3, 10, 30, 60, 3, True, (100, 400, 1000), 5, 10, True, True),
+    "quick": Plan("quick", 1, 5, 10, 15, 1, False, (400,), 3, 3, False, False),
 }
 
 
 class Bench:
     """Hold what the scenarios share: the model, the rides, the emulator, the figures so far."""
 
-    def __init__(self, plan: Plan, workdir: Path, progress: Callable[[str], None]) -> None:
-        self.plan, self.workdir, self.progress = plan, workdir, progress
+    def __init__(
+        self, plan: Plan, workdir: Path, progress: Callable[[str], None], retrain: bool = False
+    ) -> None:
+        self.plan, self.workdir, self.progress, self.retrain = plan, workdir, progress, retrain
         self.figures: list[Figure] = []
         self._stacks: list[Stack] = []
         self._services: list[Service] = []
@@ -48,8 +51,12 @@ class Bench:
 
     def run_all(self) -> list[Figure]:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.model = setup.ensure_model(retrain=False, progress=self.progress)
+        self.model = setup.ensure_model(retrain=self.retrain, progress=self.progress)
         self.progress(f"model {self.model.version} from {self.model.folder}")
+        self.pythons = {
+            package: setup.image_python(package, self.progress)
+            for package in ("predictor_service", "backend_service")
+        }
         self.rides = setup.sample_rides(RIDES)
         self.expected = setup.expected_durations(self.model.folder, self.rides)
         self.figures += modelfig.figures(self.model, self.rides[0])
@@ -98,8 +105,14 @@ class Bench:
         self.figures.append(figure)
         stack.stop()
 
-    def _predictor(self, model_uri: str, workers: int = 1) -> Service:
-        service = setup.predictor_service(model_uri, self.emulator, self.workdir, workers)
+    def _venv(self, package: str) -> str:
+        if self.pythons[package] is None:
+            return "the dev virtualenv"
+        return f"a virtualenv with only {package}/requirements.txt, as in the image"
+
+    def _predictor(self, model_uri: str, image_like: bool = True) -> Service:
+        python = self.pythons["predictor_service"] if image_like else None
+        service = setup.predictor_service(model_uri, self.emulator, self.workdir, 1, python)
         service.process.env |= {
             "BACKEND_PULL_STREAM": self.topics.results_topic,
             "DEAD_LETTER_TOPIC": self.topics.dead_letter_topic,
@@ -133,8 +146,8 @@ class Bench:
             Figure(
                 "cold_start_local",
                 "Predictor cold start, model in a local folder",
-                f"process start to first /readyz 200 (polled every 5 ms), gunicorn with 1 worker; "
-                f"median of {len(local)}",
+                f"process start to first /readyz 200 (polled every 5 ms), gunicorn with 1 worker, "
+                f"{self._venv('predictor_service')}; median of {len(local)}",
                 f"{cold:.2f} s (each: {', '.join(f'{x:.2f}' for x in local)})",
                 "< 1.0 s",
                 cold < 1.0,
@@ -143,7 +156,8 @@ class Bench:
         )
         if self.plan.registry_cold_start:
             self.progress("predictor cold start from the MLflow registry")
-            service = self._predictor(self.model.uri)
+            # The image's mlflow-skinny has no SQLite store: the dev virtualenv reads this one.
+            service = self._predictor(self.model.uri, image_like=False)
             seconds = lifecycle.start_timed(service)
             service.stop()
             self.figures.append(
@@ -151,7 +165,8 @@ class Bench:
                     "cold_start_registry",
                     "Predictor cold start, model from the MLflow registry",
                     f"{self.model.uri} on a local SQLite tracking store and artifact folder: "
-                    "resolves the alias, downloads the artifacts, loads; 1 worker",
+                    "resolves the alias, downloads the artifacts, loads; 1 worker; the dev "
+                    "virtualenv (full MLflow)",
                     f"{seconds:.2f} s",
                     "(say how long)",
                     None,
@@ -181,18 +196,24 @@ class Bench:
                 urls, self.rides, self.expected, rate=rate, duration_s=seconds, **run
             )
             self.figures.append(make(found, e2e.conditions(rate, seconds, 2, 2)))
-        self.progress("POST /estimate, 8 concurrent (wrk)")
-        self.figures.append(
-            direct.estimate_figure(
-                urls[0],
-                self.rides[:200],
-                runs=self.plan.wrk_runs,
-                duration_s=self.plan.wrk_s,
-                cpu_roots={"backend": [stack.backends[0].process.pid or 0]},
-                progress=self.progress,
-            )  # fmt: skip
-        )
-        self.memory["backend"] = max(
+        for workers in (1, 2) if self.plan.estimate_two_workers else (1,):
+            # One worker is what a Cloud Run instance runs; a 2-vCPU instance may run two.
+            self.progress(f"POST /estimate, 8 concurrent, backend with {workers} worker(s) (wrk)")
+            backend = self._backend(stack, workers=workers)
+            self.figures.append(
+                direct.estimate_figure(
+                    backend.url,
+                    self.rides[:200],
+                    runs=self.plan.wrk_runs,
+                    duration_s=self.plan.wrk_s,
+                    cpu_roots={"backend": [backend.process.pid or 0]},
+                    progress=self.progress,
+                    workers=workers,
+                    where=f", from {self._venv('backend_service')}",
+                )  # fmt: skip
+            )
+            backend.stop()
+        self.memory["backend_dev_venv_after_e2e"] = max(
             (lifecycle.pss(b) for b in stack.backends), key=lambda m: m["total"]
         )
         self.memory["predictor_2_workers_after_e2e"] = lifecycle.pss(stack.predictor)
@@ -202,11 +223,12 @@ class Bench:
 
     def sigterms(self, stack: Stack) -> None:
         """Exit times of a fresh backend when idle, and of a predictor and backend under load."""
-        backend = self._service(
-            setup.backend_service(self.emulator, self.workdir, stack.settings.results_topic)
-        )
-        backend.process.env["BACKEND_PUSH_STREAM"] = stack.settings.rides_topic
-        backend.start()
+        backend = self._backend(stack)
+        e2e.run_rate(
+            [backend.url], self.rides, self.expected, rate=100, duration_s=5,
+            cpu_roots={}, progress=lambda _: None,
+        )  # fmt: skip
+        self.memory["backend"] = lifecycle.pss(backend)
         self.exits["backend_idle_s"] = lifecycle.sigterm_exit_s(backend)
         if not self.plan.sigterm_under_load:
             return
@@ -220,11 +242,7 @@ class Bench:
         )
         self.exits["predictor_loaded_s"] = seconds
         self.exits["predictor_load"] = result
-        backend = self._service(
-            setup.backend_service(self.emulator, self.workdir, stack.settings.results_topic)
-        )
-        backend.process.env["BACKEND_PUSH_STREAM"] = stack.settings.rides_topic
-        backend.start()
+        backend = self._backend(stack)
         seconds, result = lifecycle.sigterm_under_load(
             backend,
             lambda: e2e.run_rate(
@@ -238,6 +256,17 @@ class Bench:
                 k: result.get(k) for k in ("sent", "right", "crossed", "failed", "unanswered")
             }
 
+    def _backend(self, stack: Stack, workers: int = 1) -> Service:
+        """A lone backend on `stack`'s topics, started from the image-like virtualenv."""
+        service = setup.backend_service(
+            self.emulator, self.workdir, stack.settings.results_topic,
+            self.pythons["backend_service"],
+        )  # fmt: skip
+        service.process.env["BACKEND_PUSH_STREAM"] = stack.settings.rides_topic
+        service.process.env["WEB_CONCURRENCY"] = str(workers)
+        self._service(service).start()
+        return service
+
     def memory_and_exit_figures(self) -> list[Figure]:
         predictor, backend = self.memory.get("predictor"), self.memory.get("backend")
         figures = []
@@ -246,9 +275,10 @@ class Bench:
                 Figure(
                     "memory",
                     "Memory (PSS, gunicorn master + workers)",
-                    "/proc/PID/smaps_rollup summed over the process tree once warm: predictor "
-                    "with 1 worker (as deployed) after 300 pushes; the larger of the two backend "
-                    "processes (1 worker each) after the end-to-end runs",
+                    "/proc/PID/smaps_rollup summed over the process tree once warm; "
+                    f"predictor from {self._venv('predictor_service')}, 1 worker (as deployed), "
+                    f"after 300 pushes; backend from {self._venv('backend_service')}, 1 worker, "
+                    "after 500 rides at 100/s",
                     f"predictor {predictor['total']:.0f} MB, backend {backend['total']:.0f} MB",
                     "predictor < 150 MB, backend < 80 MB",
                     predictor["total"] < 150 and backend["total"] < 80,

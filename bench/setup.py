@@ -1,6 +1,7 @@
 """What the scenarios run against: the bench's own model, rides, and stacks on free ports."""
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -80,6 +81,30 @@ def _describe(env: dict[str, str]) -> dict[str, Any] | None:
     return json.loads(probe.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def image_python(package: str, progress) -> Path | None:  # type: ignore[no-untyped-def]
+    """Return a virtualenv's python with only the service's pinned requirements (None: failed)."""
+    # The dev virtualenv also holds MLflow, pandas, scikit-learn, cryptography and test tools;
+    # some are imported when present (google-auth takes cryptography), so a process started
+    # from it is bigger and slower to start than the container, which has only these.
+    requirements = ROOT / package / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    venv = WORKDIR / "venvs" / f"{package}-{digest}"
+    python = venv / "bin" / "python"
+    if (venv / ".installed").is_file():
+        return python
+    progress(f"building a virtualenv with only {package}/requirements.txt (once)")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+        timeout=1200, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if installed.returncode != 0:
+        progress(f"  pip failed, using the dev virtualenv: {installed.stderr[-300:]}")
+        return None
+    (venv / ".installed").touch()
+    return python
+
+
 def start_emulator(workdir: Path) -> Emulator:
     """Start the bench's own emulator on a free loopback port."""
     emulator = Emulator(free_port(), PROJECT, workdir)
@@ -118,7 +143,7 @@ def start_stack(settings: Settings, emulator: Emulator, progress) -> Stack:  # t
 
 
 def predictor_service(
-    model_uri: str, emulator: Emulator, workdir: Path, workers: int = 1
+    model_uri: str, emulator: Emulator, workdir: Path, workers: int = 1, python: Path | None = None
 ) -> Service:
     """A predictor process on a free port, configured as one Cloud Run instance runs it."""
     env = dict(os.environ) | {
@@ -129,10 +154,15 @@ def predictor_service(
         "WEB_CONCURRENCY": str(workers),
     }
     port = free_port()
-    return Service("predictor_service", port, env, workdir / f"predictor-{port}.log")
+    service = Service("predictor_service", port, env, workdir / f"predictor-{port}.log")
+    if python is not None:
+        service.process.argv[0] = str(python)
+    return service
 
 
-def backend_service(emulator: Emulator, workdir: Path, results_topic: str) -> Service:
+def backend_service(
+    emulator: Emulator, workdir: Path, results_topic: str, python: Path | None = None
+) -> Service:
     """A backend process on a free port, one worker, as one Cloud Run instance runs it."""
     env = dict(os.environ) | {
         "PUBSUB_EMULATOR_HOST": emulator.address,
@@ -141,7 +171,10 @@ def backend_service(emulator: Emulator, workdir: Path, results_topic: str) -> Se
         "WEB_CONCURRENCY": "1",
     }
     port = free_port()
-    return Service("backend_service", port, env, workdir / f"backend-{port}.log")
+    service = Service("backend_service", port, env, workdir / f"backend-{port}.log")
+    if python is not None:
+        service.process.argv[0] = str(python)
+    return service
 
 
 def sample_rides(count: int, seed: int = 7) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 # Attributes added on the way to the dead-letter topic, by the predictor or by Pub/Sub itself.

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from . import fetch, release, replay, subscriber_client
 

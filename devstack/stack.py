@@ -76,6 +76,10 @@ class Settings:
         )
 
 
+class PortInUse(RuntimeError):
+    """Another process holds the port a service was given; start it again on another."""
+
+
 class Service:
     """One service under gunicorn, as its container runs it, on a loopback port."""
 
@@ -97,7 +101,7 @@ class Service:
 
     def start(self, wait: bool = True, timeout_s: float = READY_TIMEOUT_S) -> None:
         if port_open("127.0.0.1", self.port):
-            raise RuntimeError(f"port {self.port} is already in use; {self.package} cannot bind")
+            raise PortInUse(f"port {self.port} is already in use; {self.package} cannot bind")
         self.process.start()
         if wait:
             self.wait_ready(timeout_s)
@@ -105,7 +109,10 @@ class Service:
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         def ready() -> bool:
             if not self.process.alive():
-                raise RuntimeError(f"{self.package} exited:\n{self.process.log_tail()}")
+                tail = self.process.log_tail()
+                # Gunicorn's own words when another process bound the port first.
+                error = PortInUse if "Connection in use" in tail else RuntimeError
+                raise error(f"{self.package} exited:\n{tail}")
             return http_status(f"{self.url}/readyz") == 200
 
         wait_until(ready, timeout_s, what=f"{self.package} on {self.url}")

@@ -17,6 +17,7 @@ from predictor_service.model import load_model
 from .rider import Ride, make_rides
 
 EXIT_WAIT_S = 15.0
+PORT_ATTEMPTS = 3
 
 
 class Lab:
@@ -59,8 +60,30 @@ class Lab:
     ) -> Stack:
         """Start a predictor and `backends` backends (one worker each) on topics of their own."""
         emulator = emulator or self.emulator
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            settings = self._settings(name, backends, emulator, service_env, overrides)
+            stack = Stack(settings, emulator=emulator)
+            self._stacks.append(stack)
+            try:
+                stack.start()
+                return stack
+            except RuntimeError as err:
+                # free_port() only says a port was free a moment ago; on a machine shared with
+                # other runs, another server may have taken it since. Pick new ports and retry.
+                if "already in use" not in str(err) or attempt == PORT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _settings(
+        self,
+        name: str,
+        backends: int,
+        emulator: Emulator,
+        service_env: dict[str, str] | None,
+        overrides: dict[str, Any],
+    ) -> Settings:
         suffix = uuid.uuid4().hex[:8]
-        settings = Settings(
+        return Settings(
             project=emulator.project,
             emulator_port=emulator.port,
             predictor_port=free_port(),
@@ -77,10 +100,6 @@ class Lab:
             service_env=service_env or {},
             **overrides,
         )
-        stack = Stack(settings, emulator=emulator)
-        self._stacks.append(stack)
-        stack.start()
-        return stack
 
     def close(self) -> None:
         for stack in reversed(self._stacks):

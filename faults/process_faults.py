@@ -98,7 +98,8 @@ def _backend_stopped(lab: Lab, graceful: bool) -> ScenarioResult:
         ttl = expiration_ttl_s(stack.address, victim_sub)
         result.checks["orphaned subscription has an expiration TTL"] = ttl is not None
         result.notes.append(
-            f"orphaned subscription left to its {ttl or 0:.0f} s TTL (the emulator never expires)"
+            f"orphaned subscription left to its {ttl or 0:.0f} s TTL"
+            " (the emulator does not apply TTLs)"
         )
     return result
 

@@ -1,5 +1,6 @@
 """The client side of a drill: confirm rides as a rider app would, and record what came back."""
 
+import random
 import threading
 import time
 import uuid
@@ -11,7 +12,8 @@ import requests
 
 HTTP_TIMEOUT_S = 30
 POLL_S = 0.5
-RETRY_S = 1.0
+# Retries back off exponentially with jitter, as a client should: 0.5 s doubling up to 4 s.
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 4.0
 MATCH_TOLERANCE = 0.015
 
 
@@ -54,15 +56,21 @@ def make_rides(prefix: str, count: int, expected_of) -> list[Ride]:  # type: ign
     tag = uuid.uuid4().hex[:6]
     rides = []
     for i in range(count):
+        ride_id = f"{prefix}-{tag}-{i:05d}"
         body = {
-            "ride_id": f"{prefix}-{tag}-{i:05d}",
+            "ride_id": ride_id,
             "PULocationID": 1 + (i * 37) % 265,
             "DOLocationID": 1 + (i * 91) % 265,
             "trip_distance": round(0.3 + (i * 0.731) % 40, 2),
             "datetime": f"2021-02-{1 + i % 28:02d}T{i % 24:02d}:{(i * 7) % 60:02d}:00",
         }
-        rides.append(Ride(body["ride_id"], body, expected_of(body)))
+        rides.append(Ride(ride_id, body, expected_of(body)))
     return rides
+
+
+def backoff(attempts: int, jitter: random.Random) -> float:
+    """Seconds to wait before the next try, after `attempts` failed ones."""
+    return min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempts - 1)) * jitter.uniform(0.5, 1.0)
 
 
 class Rider:
@@ -70,7 +78,8 @@ class Rider:
 
     On 200 it is done; on 202 it polls the backend that answered and, after `repost_after_s`,
     confirms again with the same ride_id (which re-publishes a pending ride); on 503 or a
-    refused connection it tries again, moving to the next backend on connection errors.
+    refused connection it backs off and tries again, on the next backend after a connection
+    error.
     """
 
     def __init__(self, backends: list[str], repost_after_s: float = 12.0) -> None:
@@ -80,6 +89,7 @@ class Rider:
     def drive(self, ride: Ride, first: int, deadline: float) -> Outcome:
         out = Outcome(ride, started=time.monotonic())
         index = first
+        jitter = random.Random(ride.ride_id)
         while time.monotonic() < deadline and out.final is None:
             url = self.backends[index % len(self.backends)]
             sent = time.monotonic()
@@ -90,7 +100,7 @@ class Rider:
                 status = "refused" if refused else "broken"
                 out.attempts.append(Attempt(url, sent, time.monotonic() - sent, status))
                 index += 1
-                time.sleep(RETRY_S / 3)
+                time.sleep(backoff(len(out.attempts), jitter))
                 continue
             out.attempts.append(Attempt(url, sent, time.monotonic() - sent, response.status_code))
             if response.status_code == 200:
@@ -98,7 +108,7 @@ class Rider:
             elif response.status_code == 202:
                 self._poll(out, url, min(deadline, time.monotonic() + self.repost_after_s))
             else:
-                time.sleep(RETRY_S)
+                time.sleep(backoff(len(out.attempts), jitter))
         return out
 
     def _poll(self, out: Outcome, url: str, until: float) -> None:

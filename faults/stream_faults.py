@@ -21,6 +21,7 @@ from .rider import EstimateProbe, Rider, double_answers, run_load
 
 log = logging.getLogger("faults")
 PUBLISH_TIMEOUT_S = 3.0  # the backend's default: how long /rides waits before its 503
+UNAVAILABLE_BOUND_S = 2 * PUBLISH_TIMEOUT_S + 2
 
 
 def predictor_slow(lab: Lab) -> ScenarioResult:
@@ -68,9 +69,13 @@ def emulator_restarted(lab: Lab) -> ScenarioResult:
     statuses = {a.status for o in outcomes for a in o.attempts}
     result.checks["/estimate answered 200 throughout"] = all(s == 200 for _, s, _ in samples)
     result.checks["/rides answered 503 while down"] = bool(down)
-    result.checks[f"503 within {PUBLISH_TIMEOUT_S + 2:g} s"] = all(
-        a.seconds < PUBLISH_TIMEOUT_S + 2 for a in down
+    # The bound is the behaviour: PUBLISH_TIMEOUT_S and a wait for a free thread, not the
+    # client library's 60 s of retries.
+    result.checks[f"503 within {UNAVAILABLE_BOUND_S:g} s"] = all(
+        a.seconds < UNAVAILABLE_BOUND_S for a in down
     )
+    log_text = stack.backends[0].process.log_path.read_text()
+    result.checks["listener resubscribed"] = "resubscribing" in log_text
     result.checks["no other error status"] = statuses <= {200, 202, 503}
     result.checks["recovered by itself"] = recovered_s is not None
     result.checks["no double answer"] = result.double_answers == 0
@@ -118,9 +123,10 @@ def poison_and_duplicates(lab: Lab) -> ScenarioResult:
         replayed = outcomes[:5]
         with emulator_clients(stack.address) as (publisher, _):
             for out in replayed:
-                data = json.dumps({"ride_id": out.ride.ride_id, "features": out.ride.body})
+                features = {k: v for k, v in out.ride.body.items() if k != "ride_id"}
+                again = json.dumps({"ride_id": out.ride.ride_id, "features": features}).encode()
                 attributes = {"ride_id": out.ride.ride_id, "reply_to": reply_to}
-                publisher.publish(topic, data.encode(), **attributes).result(timeout=30)
+                publisher.publish(topic, again, **attributes).result(timeout=30)
         wait_until(
             lambda: all(results.counts[o.ride.ride_id] >= 2 for o in replayed), 30, what="replays"
         )

@@ -10,6 +10,8 @@ from typing import Any
 
 # Cloud Logging's structured-log fields: https://cloud.google.com/logging/docs/structured-logging
 _RESERVED = set(vars(logging.makeLogRecord({})))
+# Their DEBUG lines print signed S3 requests, AWS access key id included: never below INFO.
+_QUIET_AT_DEBUG = ("botocore", "boto3", "s3transfer", "urllib3")
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,3 +39,5 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     root.handlers = [handler]
     root.setLevel(level)
+    for name in _QUIET_AT_DEBUG:
+        logging.getLogger(name).setLevel(logging.INFO)

@@ -9,7 +9,7 @@ import pytest
 
 from devstack.emulator import Emulator, unavailable_reason
 from devstack.processes import free_port
-from devstack.stack import Settings, Stack
+from devstack.stack import PortInUse, Settings, Stack
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,15 @@ def make_stack(
     stacks: list[Stack] = []
 
     def build(backends: int = 1, backend_workers: int = 1, **overrides: object) -> Stack:
+        # A port free a moment ago can be taken before gunicorn binds it: try fresh ones.
+        for _ in range(2):
+            try:
+                return attempt(backends, backend_workers, **overrides)
+            except PortInUse:
+                continue
+        return attempt(backends, backend_workers, **overrides)
+
+    def attempt(backends: int, backend_workers: int, **overrides: object) -> Stack:
         suffix = uuid.uuid4().hex[:8]
         settings = Settings(
             project=emulator.project,

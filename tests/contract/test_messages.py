@@ -15,8 +15,18 @@ from tests.helpers import push_envelope
 
 NOW = datetime(2021, 2, 3, 13, 30, tzinfo=UTC)
 VALID = [
-    {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5, "datetime": "2021-02-03T08:30:00"},
-    {"PULocationID": 1, "DOLocationID": 265, "trip_distance": 200, "datetime": "2021-07-01T16:00:00+00:00"},
+    {
+        "PULocationID": 74,
+        "DOLocationID": 75,
+        "trip_distance": 2.5,
+        "datetime": "2021-02-03T08:30:00",
+    },
+    {
+        "PULocationID": 1,
+        "DOLocationID": 265,
+        "trip_distance": 200,
+        "datetime": "2021-07-01T16:00:00+00:00",
+    },
     {"PULocationID": 265, "DOLocationID": 1, "trip_distance": 0.01},
 ]
 INVALID = [

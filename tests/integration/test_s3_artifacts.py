@@ -67,7 +67,9 @@ def s3_registry(s3_endpoint, trained_model, tmp_path, monkeypatch):
             info = mlflow.lightgbm.log_model(
                 booster, name="model", registered_model_name="rd-s3", extra_files=[table]
             )
-        MlflowClient().set_registered_model_alias("rd-s3", "production", info.registered_model_version)
+        MlflowClient().set_registered_model_alias(
+            "rd-s3", "production", info.registered_model_version
+        )
         yield {"tracking_uri": tracking_uri, "run_id": run.info.run_id, "model_uri": info.model_uri,
                "artifact_uri": info.artifact_path}  # fmt: skip
     finally:
@@ -98,9 +100,15 @@ def test_model_loads_from_s3_and_predicts_as_the_original(s3_registry, trained_m
 
 def test_predictor_process_starts_from_an_s3_model(s3_registry, s3_endpoint, tmp_path):
     port = free_port()
-    env = {"PATH": "/usr/bin:/bin", **AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
-           "MLFLOW_TRACKING_URI": s3_registry["tracking_uri"], "MODEL_URI": "models:/rd-s3@production",
-           "PROJECT_ID": "test-project", "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **AWS_ENV,
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "MLFLOW_TRACKING_URI": s3_registry["tracking_uri"],
+        "MODEL_URI": "models:/rd-s3@production",
+        "PROJECT_ID": "test-project",
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}",
+    }
     service = Service("predictor_service", port, env, tmp_path / "predictor.log")
     try:
         service.start()

@@ -32,7 +32,9 @@ def test_model_is_registered_under_the_production_alias(trained_model):
 
 def test_registry_uri_and_logged_folder_load_the_same_model(trained_model, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_model.tracking_uri)
-    features = prepare_features([74, 132], [75, 265], [2.5, 18.0], [datetime(2021, 2, 3, 8, 30)] * 2)
+    features = prepare_features(
+        [74, 132], [75, 265], [2.5, 18.0], [datetime(2021, 2, 3, 8, 30)] * 2
+    )
 
     from_registry = load_model(trained_model.model_uri)
     from_folder = load_model(str(trained_model.folder))

@@ -1,0 +1,103 @@
+"""Publish with group commit: each message rides in the next Publish RPC to leave.
+
+The same as predictor_service/batching.py: the two services share no runtime code (each image
+ships alone), so each carries its copy.
+"""
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future
+from typing import Any
+
+from google.pubsub_v1 import PublishRequest, PublishResponse, PubsubMessage
+
+# Pub/Sub accepts up to 1,000 messages and 10 MB in one Publish call.
+# https://cloud.google.com/pubsub/quotas#resource_limits
+MAX_MESSAGES = 1000
+MAX_BYTES = 9 * 1024 * 1024
+# One RPC in flight at a time: what arrives meanwhile forms the next batch. A gRPC call costs
+# about 350 us of CPU here, so fewer, fuller RPCs leave more CPU for requests.
+SENDERS = 1
+# The RPC called with plain protobuf messages: the generated client's proto-plus wrappers and
+# interceptors cost about a fifth of the worker's Python time at full load.
+PUBLISH_METHOD = "/google.pubsub.v1.Publisher/Publish"
+_Request, _Message, _Response = PublishRequest.pb(), PubsubMessage.pb(), PublishResponse.pb()
+
+_Item = tuple[str, Any, Future]  # topic, a protobuf PubsubMessage, its future
+
+
+class GroupCommitPublisher:
+    """A `publish(topic, data, **attrs) -> Future` that sends pending messages together."""
+
+    def __init__(self, client: Any, timeout_s: float, linger_s: float = 0.0) -> None:
+        self._client = client  # owns the channel, with its credentials
+        self._rpc = client.transport.grpc_channel.unary_unary(
+            PUBLISH_METHOD,
+            request_serializer=_Request.SerializeToString,
+            response_deserializer=_Response.FromString,
+        )
+        self._timeout_s = timeout_s
+        self._linger_s = linger_s
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._senders = [
+            threading.Thread(target=self._send_forever, name=f"publisher-{i}", daemon=True)
+            for i in range(SENDERS)
+        ]
+        for sender in self._senders:
+            sender.start()
+
+    def publish(self, topic: str, data: bytes, timeout: object = None, **attrs: str) -> Future:
+        """Queue one message; the future resolves to its message id or to the RPC's error."""
+        del timeout  # the RPC is bounded by timeout_s; callers bound their own wait
+        future: Future = Future()
+        self._queue.put((topic, _Message(data=data, attributes=attrs), future))
+        return future
+
+    def _send_forever(self) -> None:
+        carried: _Item | None = None  # the message that did not fit in the previous RPC
+        while True:
+            items = [carried or self._queue.get()]
+            carried = None
+            if self._linger_s:
+                time.sleep(self._linger_s)
+            size = len(items[0][1].data)
+            while len(items) < MAX_MESSAGES:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if size + len(item[1].data) > MAX_BYTES:
+                    carried = item
+                    break
+                items.append(item)
+                size += len(item[1].data)
+            by_topic: dict[str, list[_Item]] = defaultdict(list)
+            for item in items:
+                by_topic[item[0]].append(item)
+            for topic, batch in by_topic.items():
+                self._send(topic, batch)
+
+    def _send(self, topic: str, batch: list[_Item]) -> None:
+        try:
+            request = _Request(topic=topic, messages=[message for _, message, _ in batch])
+            # No retries here: a failure goes back to the caller, whose request Pub/Sub
+            # redelivers. The routing header is the one the generated client would add.
+            response = self._rpc(
+                request,
+                timeout=self._timeout_s,
+                metadata=[("x-goog-request-params", f"topic={topic}")],
+            )
+        except Exception as err:  # gRPC and client errors alike fail every message in the RPC
+            for _, _, future in batch:
+                future.set_exception(err)
+            return
+        ids = list(response.message_ids)
+        if len(ids) != len(batch):
+            error = RuntimeError(f"Publish returned {len(ids)} ids for {len(batch)} messages")
+            for _, _, future in batch:
+                future.set_exception(error)
+            return
+        for (_, _, future), message_id in zip(batch, ids, strict=True):
+            future.set_result(message_id)
