@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from devstack.emulator import Emulator
 from devstack.processes import free_port
-from devstack.stack import ROOT, Service, Settings, Stack
+from devstack.stack import ROOT, Service, Settings, isolated_settings
 
 WORKDIR = ROOT / ".local" / "bench"
 TRACKING_URI = f"sqlite:///{WORKDIR / 'mlflow.db'}"
@@ -116,30 +115,14 @@ def stack_settings(
     model: BenchModel, workdir: Path, emulator: Emulator, backends: int, predictor_workers: int
 ) -> Settings:
     """Settings for a stack on the bench emulator with topics of its own."""
-    suffix = uuid.uuid4().hex[:8]
-    return Settings(
-        project=PROJECT,
-        emulator_port=emulator.port,
-        predictor_port=free_port(),
-        backend_ports=tuple(free_port() for _ in range(backends)),
-        backend_workers=1,
+    return isolated_settings(
+        emulator,
+        workdir,
+        backends=backends,
         predictor_workers=predictor_workers,
-        rides_topic=f"rides-{suffix}",
-        results_topic=f"results-{suffix}",
-        dead_letter_topic=f"dead-letters-{suffix}",
-        push_subscription=f"rides-push-{suffix}",
-        dead_letter_subscription=f"dead-letters-sub-{suffix}",
         tracking_uri=TRACKING_URI,
         model_uri=str(model.folder),
-        workdir=workdir / f"stack-{suffix}",
     )
-
-
-def start_stack(settings: Settings, emulator: Emulator, progress) -> Stack:  # type: ignore[no-untyped-def]
-    """Start a stack's services (not the emulator, which the bench owns)."""
-    stack = Stack(settings, progress=progress, emulator=emulator)
-    stack.start()
-    return stack
 
 
 def predictor_service(

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .emulator import Emulator
-from .processes import Process, http_status, port_open, wait_until
+from .processes import Process, free_port, http_status, port_open, wait_until
 from .pubsub import Topology, provision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,6 +242,49 @@ class Stack:
             service.stop()
         if self.owns_emulator:
             self.emulator.stop()
+
+
+def isolated_settings(
+    emulator: Emulator,
+    workdir: Path,
+    *,
+    backends: int = 1,
+    backend_workers: int = 1,
+    **overrides: Any,
+) -> Settings:
+    """Settings on free loopback ports and topics of their own, on an emulator already running."""
+    suffix = uuid.uuid4().hex[:8]
+    fields: dict[str, Any] = {
+        "project": emulator.project,
+        "emulator_port": emulator.port,
+        "predictor_port": free_port(),
+        "backend_ports": tuple(free_port() for _ in range(backends)),
+        "backend_workers": backend_workers,
+        "predictor_workers": 1,
+        "rides_topic": f"rides-{suffix}",
+        "results_topic": f"results-{suffix}",
+        "dead_letter_topic": f"dead-letters-{suffix}",
+        "push_subscription": f"rides-push-{suffix}",
+        "dead_letter_subscription": f"dead-letters-sub-{suffix}",
+        "workdir": workdir / f"stack-{suffix}",
+    }
+    return Settings(**(fields | overrides))
+
+
+def start_isolated(emulator: Emulator, workdir: Path, attempts: int = 3, **kwargs: Any) -> Stack:
+    """Start a stack with `isolated_settings`; pick fresh ports if another process took one."""
+    for attempt in range(1, attempts + 1):
+        # free_port() only says a port was free a moment ago: on a busy machine another
+        # process may take it before gunicorn binds it.
+        stack = Stack(isolated_settings(emulator, workdir, **kwargs), emulator=emulator)
+        try:
+            stack.start()  # stops what it started if it fails
+        except PortInUse:
+            if attempt == attempts:
+                raise
+            continue
+        return stack
+    raise AssertionError("unreachable")
 
 
 _HAS_MODEL = """

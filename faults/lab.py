@@ -3,21 +3,19 @@
 import os
 import signal
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from devstack.emulator import Emulator
 from devstack.processes import free_port, port_open, wait_until
-from devstack.stack import Service, Settings, Stack
+from devstack.stack import Service, Stack, start_isolated
 from predictor_service.features import prepare_features
 from predictor_service.model import load_model
 
 from .rider import Ride, make_rides
 
 EXIT_WAIT_S = 15.0
-PORT_ATTEMPTS = 3
 
 
 class Lab:
@@ -59,47 +57,16 @@ class Lab:
         **overrides: Any,
     ) -> Stack:
         """Start a predictor and `backends` backends (one worker each) on topics of their own."""
-        emulator = emulator or self.emulator
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            settings = self._settings(name, backends, emulator, service_env, overrides)
-            stack = Stack(settings, emulator=emulator)
-            self._stacks.append(stack)
-            try:
-                stack.start()
-                return stack
-            except RuntimeError as err:
-                # free_port() only says a port was free a moment ago; on a machine shared with
-                # other runs, another server may have taken it since. Pick new ports and retry.
-                if "already in use" not in str(err) or attempt == PORT_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _settings(
-        self,
-        name: str,
-        backends: int,
-        emulator: Emulator,
-        service_env: dict[str, str] | None,
-        overrides: dict[str, Any],
-    ) -> Settings:
-        suffix = uuid.uuid4().hex[:8]
-        return Settings(
-            project=emulator.project,
-            emulator_port=emulator.port,
-            predictor_port=free_port(),
-            backend_ports=tuple(free_port() for _ in range(backends)),
-            backend_workers=1,
-            predictor_workers=1,
-            rides_topic=f"rides-{suffix}",
-            results_topic=f"results-{suffix}",
-            dead_letter_topic=f"dead-letters-{suffix}",
-            push_subscription=f"rides-push-{suffix}",
-            dead_letter_subscription=f"dead-letters-sub-{suffix}",
+        stack = start_isolated(
+            emulator or self.emulator,
+            self.workdir / name,
+            backends=backends,
             model_uri=str(self.model_folder),
-            workdir=self.workdir / f"{name}-{suffix}",
             service_env=service_env or {},
             **overrides,
         )
+        self._stacks.append(stack)
+        return stack
 
     def close(self) -> None:
         for stack in reversed(self._stacks):

@@ -1,6 +1,5 @@
 """Fixtures shared by every test package: a trained model, the emulator, a running stack."""
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +8,7 @@ import pytest
 
 from devstack.emulator import Emulator, unavailable_reason
 from devstack.processes import free_port
-from devstack.stack import PortInUse, Settings, Stack
+from devstack.stack import Stack, start_isolated
 
 
 @dataclass(frozen=True)
@@ -57,36 +56,16 @@ def make_stack(
     stacks: list[Stack] = []
 
     def build(backends: int = 1, backend_workers: int = 1, **overrides: object) -> Stack:
-        # A port free a moment ago can be taken before gunicorn binds it: try fresh ones.
-        for _ in range(2):
-            try:
-                return attempt(backends, backend_workers, **overrides)
-            except PortInUse:
-                continue
-        return attempt(backends, backend_workers, **overrides)
-
-    def attempt(backends: int, backend_workers: int, **overrides: object) -> Stack:
-        suffix = uuid.uuid4().hex[:8]
-        settings = Settings(
-            project=emulator.project,
-            emulator_port=emulator.port,
-            predictor_port=free_port(),
-            backend_ports=tuple(free_port() for _ in range(backends)),
+        stack = start_isolated(
+            emulator,
+            tmp_path,
+            backends=backends,
             backend_workers=backend_workers,
-            predictor_workers=1,
-            rides_topic=f"rides-{suffix}",
-            results_topic=f"results-{suffix}",
-            dead_letter_topic=f"dead-letters-{suffix}",
-            push_subscription=f"rides-push-{suffix}",
-            dead_letter_subscription=f"dead-letters-sub-{suffix}",
             tracking_uri=trained_model.tracking_uri,
             model_uri=trained_model.model_uri,
-            workdir=tmp_path / f"stack-{len(stacks)}",
-            **overrides,  # type: ignore[arg-type]
+            **overrides,
         )
-        stack = Stack(settings, emulator=emulator)
         stacks.append(stack)
-        stack.start()
         return stack
 
     yield build
