@@ -180,24 +180,18 @@ def sample_rides(count: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def expected_durations(folder: Path, rides: list[dict[str, Any]]) -> list[float]:
     """What the predictor must answer for each ride, from the same model and features."""
-    from predictor_service.features import prepare_features
     from predictor_service.model import load_model
 
     model = load_model(str(folder))
     return [
-        round(
-            float(
-                model.predict(
-                    prepare_features(
-                        [r["PULocationID"]], [r["DOLocationID"]], [r["trip_distance"]],
-                        [datetime.fromisoformat(r["datetime"])],
-                    )
-                )[0]
-            ),
-            2,
+        model.duration(
+            r["PULocationID"],
+            r["DOLocationID"],
+            r["trip_distance"],
+            datetime.fromisoformat(r["datetime"]),
         )
         for r in rides
-    ]  # fmt: skip
+    ]
 
 
 def push_envelope(ride: dict[str, Any], ride_id: str, reply_to: str = "bench") -> bytes:

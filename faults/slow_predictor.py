@@ -12,8 +12,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from flask import Flask
 
 import predictor_service
@@ -31,8 +29,8 @@ class SlowModel:
         self._next_slow = 0.0
         self._lock = threading.Lock()
 
-    def predict(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Predict, after sleeping if this call opens a new interval."""
+    def duration(self, *ride: Any) -> float:
+        """Predict one ride, after sleeping if this call opens a new interval."""
         with self._lock:
             now = time.monotonic()
             slow = now >= self._next_slow
@@ -40,7 +38,7 @@ class SlowModel:
                 self._next_slow = now + self._interval_s
         if slow:
             time.sleep(self._delay_s)
-        return self._model.predict(features)
+        return float(self._model.duration(*ride))
 
 
 def create_app() -> Flask:

@@ -4,6 +4,7 @@ import logging
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from .features import (
     PAIR_TABLE_FILE,
     PairTable,
     add_pair_features,
+    local_time,
+    prepare_features,
 )
 from .native import NativeBooster
 
@@ -43,6 +46,11 @@ class LoadedModel:
         # One thread: requests are already concurrent, and OpenMP start-up costs more than a
         # single-row prediction.
         return np.asarray(self.booster.predict(features, num_threads=1))
+
+    def duration(self, pickup_zone: int, dropoff_zone: int, miles: float, when: datetime) -> float:
+        """Return one ride's duration in minutes, rounded as results carry it."""
+        features = prepare_features([pickup_zone], [dropoff_zone], [miles], [local_time(when)])
+        return round(float(self.predict(features)[0]), 2)
 
 
 def load_model(uri: str) -> LoadedModel:

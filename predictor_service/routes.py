@@ -7,7 +7,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from .envelope import PushMessage, encode_result, parse_envelope
 from .errors import PermanentError, TransientError
-from .features import prepare_features
 from .model import LoadedModel
 from .publisher import ResultPublisher
 from .push_auth import PushAuthError, PushTokenVerifier
@@ -41,10 +40,9 @@ def push() -> tuple[str, int]:
     except PermanentError as err:
         dead_letter(rt.publisher, err, message)
         return "", 204
-    features = prepare_features(
-        [ride.pickup_zone], [ride.dropoff_zone], [ride.trip_distance], [ride.pickup_datetime]
+    duration = rt.model.duration(
+        ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.pickup_datetime
     )
-    duration = round(float(rt.model.predict(features)[0]), 2)
     attributes = {"ride_id": ride.ride_id}
     if reply_to := message.attributes.get("reply_to"):
         attributes["reply_to"] = reply_to

@@ -7,17 +7,13 @@ from typing import Any
 
 import requests
 
-from predictor_service.features import prepare_features
 from predictor_service.model import LoadedModel
 
 
 def expected_duration(model: LoadedModel, ride: dict[str, Any]) -> float:
     """What the predictor must answer for `ride`, computed here from the same model."""
     when = datetime.fromisoformat(ride["datetime"])
-    features = prepare_features(
-        [ride["PULocationID"]], [ride["DOLocationID"]], [ride["trip_distance"]], [when]
-    )
-    return round(float(model.predict(features)[0]), 2)
+    return model.duration(ride["PULocationID"], ride["DOLocationID"], ride["trip_distance"], when)
 
 
 def push_envelope(data: bytes, attributes: dict[str, str] | None = None) -> bytes:
