@@ -10,7 +10,7 @@ from .coarse import CoarseEstimator
 from .config import Config
 from .logs import configure_logging
 from .results import ResultStore
-from .routes import Runtime, bp
+from .routes import EstimateRoute, Runtime, bp
 from .stream import ResultListener, RidePublisher, make_clients
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,17 @@ def create_app(
     listener.start()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.extensions["backend"] = Runtime(
+    runtime = Runtime(
         estimator=estimator,
         publisher=publisher,
         listener=listener,
         store=store,
         result_timeout_s=config.result_timeout_s,
     )
+    app.extensions["backend"] = runtime
     errors.register(app)
     app.register_blueprint(bp)
+    app.wsgi_app = EstimateRoute(app, runtime, config.max_body_bytes)  # type: ignore[method-assign]
     log.info(
         "backend ready", extra={"coarse_model": estimator.version, "reply_to": listener.reply_to}
     )

@@ -1,5 +1,11 @@
-"""Gunicorn settings for Cloud Run; `gunicorn -c python:backend_service.gunicorn_conf`."""
+"""Gunicorn settings for Cloud Run; `gunicorn -c backend_service/gunicorn_conf.py`.
 
+Loaded by path, not as `python:backend_service.gunicorn_conf`: as a module it would
+import the package, and with it Flask and the Pub/Sub client, into the master, where the
+worker's copies of those pages would be counted twice. Keep this file free of imports from it.
+"""
+
+import gc
 import os
 import signal
 from typing import Any
@@ -46,3 +52,13 @@ def worker_exit(server: Any, worker: Any) -> None:
     extensions = getattr(app, "extensions", {})
     if "backend" in extensions:
         extensions["backend"].close()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Keep the master's objects out of the worker's garbage collections.
+
+    A collection writes to every object it visits, which copies the page it sits on: frozen,
+    the objects the worker inherits stay shared with the master.
+    https://docs.python.org/3/library/gc.html#gc.freeze
+    """
+    gc.freeze()

@@ -2,13 +2,17 @@
 
 import json
 import logging
+import queue
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import grpc
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.pubsub_v1 import PublisherClient, SubscriberClient
+from google.pubsub_v1.types import StreamingPullRequest, StreamingPullResponse
 
 from .batching import GroupCommitPublisher
 
@@ -17,6 +21,14 @@ log = logging.getLogger(__name__)
 # Pub/Sub's minimum retention; results older than that are of no use to a waiting request.
 RESULTS_RETENTION_S = 600
 RESUBSCRIBE_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+STABLE_STREAM_S = 10.0  # a stream that stayed open this long ended normally, not in a failure
+STREAMING_PULL_METHOD = "/google.pubsub.v1.Subscriber/StreamingPull"
+STREAM_ACK_DEADLINE_S = 10
+MAX_OUTSTANDING = 1000  # Pub/Sub's flow control: unacked results the stream may hold
+MAX_ACKS_PER_REQUEST = 1000
+HEARTBEAT_S = 30.0
+# Plain protobuf classes: the stream is called on the client's channel, as batching.py does.
+_PullRequest, _PullResponse = StreamingPullRequest.pb(), StreamingPullResponse.pb()
 
 
 class StreamUnavailable(RuntimeError):
@@ -25,12 +37,14 @@ class StreamUnavailable(RuntimeError):
 
 def make_clients(
     max_latency_s: float, timeout_s: float = 3.0
-) -> tuple[GroupCommitPublisher, pubsub_v1.SubscriberClient]:
+) -> tuple[GroupCommitPublisher, SubscriberClient]:
     """Create the gRPC clients; call it in the worker, after gunicorn forks."""
     # Each request waits for its own publish, so a batching delay would be added to every
     # confirmation: group commit batches what arrives while an RPC is in flight, no timer.
-    publisher = GroupCommitPublisher(pubsub_v1.PublisherClient(), timeout_s, max_latency_s)
-    return publisher, pubsub_v1.SubscriberClient()
+    # The generated clients, not google.cloud.pubsub_v1's: they own the channels (emulator or
+    # Google's, with credentials) and the admin calls; both streams are called on the channels.
+    publisher = GroupCommitPublisher(PublisherClient(), timeout_s, max_latency_s)
+    return publisher, SubscriberClient()
 
 
 class RidePublisher:
@@ -56,8 +70,28 @@ class RidePublisher:
         return message_id
 
 
+class ReceivedResult:
+    """One message from the results stream: what `_on_message` reads, and its ack."""
+
+    __slots__ = ("ack_id", "attributes", "data", "_acks")
+
+    def __init__(self, received: Any, acks: "queue.SimpleQueue[str | None]") -> None:
+        self.ack_id: str = received.ack_id
+        self.data: bytes = received.message.data
+        self.attributes: Mapping[str, str] = received.message.attributes
+        self._acks = acks
+
+    def ack(self) -> None:
+        self._acks.put(self.ack_id)
+
+
 class ResultListener:
-    """Own a results subscription filtered to this process and feed results to `on_result`."""
+    """Own a results subscription filtered to this process and feed results to `on_result`.
+
+    One thread holds a StreamingPull open on the subscription and acks each result on the
+    same stream once it is handed over. The client library's subscriber would add a dozen
+    threads (leases, dispatch, a callback pool) for results that take microseconds to handle.
+    """
 
     def __init__(
         self,
@@ -77,35 +111,31 @@ class ResultListener:
         self._ttl_s = ttl_s
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._future: Any = None
+        self._call: Any = None  # the open StreamingPull, cancelled by close()
         self.subscription: str | None = None
         self._generation = 0
-        self._supervisor = threading.Thread(target=self._supervise, name="results", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="results", daemon=True)
 
     def start(self) -> None:
         """Create the subscription and start pulling; raise if Pub/Sub cannot be reached."""
         self._subscribe()
-        self._supervisor.start()
+        self._thread.start()
 
     @property
     def running(self) -> bool:
-        future = self._future
-        return future is not None and future.running() and not self._closing.is_set()
+        return self._thread.is_alive() and self._call is not None and not self._closing.is_set()
 
     def close(self, timeout_s: float = 3.0) -> None:
         """Stop pulling and delete the subscription."""
         self._closing.set()
         with self._lock:
-            future, subscription = self._future, self.subscription
-        if future is not None:
-            future.cancel()
-            try:
-                future.result(timeout=timeout_s)
-            except Exception:  # a cancelled stream ends with an error by design
-                pass
+            call, subscription = self._call, self.subscription
+        if call is not None:
+            call.cancel()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
         if subscription is not None:
             self._delete(subscription, timeout_s)
-        self._supervisor.join(timeout=timeout_s)
 
     def _subscribe(self) -> None:
         self._generation += 1
@@ -124,22 +154,60 @@ class ResultListener:
             },
             timeout=10,
         )
-        future = self._client.subscribe(name, callback=self._on_message)
         with self._lock:
-            self._future, self.subscription = future, name
+            self.subscription = name
         log.info("listening for results", extra={"subscription": name, "reply_to": self.reply_to})
 
-    def _supervise(self) -> None:
-        """Resubscribe when the stream ends on its own, e.g. after Pub/Sub lost the subscription."""
+    def _run(self) -> None:
+        """Pull until closed; reopen an interrupted stream, resubscribe if the subscription went."""
+        failures = 0
         while not self._closing.is_set():
-            future = self._future
+            opened = time.monotonic()
+            error: Exception | None = None
             try:
-                future.result()
-            except Exception as err:  # the stream's terminal error, whatever it is
-                if self._closing.is_set():
-                    return
-                log.error("results stream ended, resubscribing", extra={"error": repr(err)})
-            self._resubscribe()
+                self._pull(self.subscription or "")
+            except Exception as err:  # gRPC's status, or a fault of ours: log it and go on
+                error = err
+            if self._closing.is_set():
+                return
+            if isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.NOT_FOUND:
+                # Pub/Sub lost the subscription (or the emulator restarted): make a new one.
+                log.error("results stream ended, resubscribing", extra={"error": repr(error)})
+                self._resubscribe()
+                continue
+            # Pub/Sub closes streams from time to time; a stream that lasted is not a failure.
+            failures = 1 if time.monotonic() - opened > STABLE_STREAM_S else failures + 1
+            log.warning(
+                "results stream interrupted, reopening",
+                extra={"error": repr(error), "attempt": failures},
+            )
+            if self._closing.wait(RESUBSCRIBE_BACKOFF_S[min(failures - 1, 3)]):
+                return
+
+    def _pull(self, subscription: str) -> None:
+        """Hold one StreamingPull open until it ends; hand over and ack every result."""
+        acks: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        call = self._streaming_pull(_requests(subscription, acks))
+        with self._lock:
+            if self._closing.is_set():
+                call.cancel()
+            self._call = call
+        try:
+            for response in call:
+                for received in response.received_messages:
+                    self._on_message(ReceivedResult(received, acks))
+        finally:
+            acks.put(None)  # ends the request stream
+            with self._lock:
+                self._call = None
+
+    def _streaming_pull(self, requests: Iterator[Any]) -> Any:
+        rpc = self._client.transport.grpc_channel.stream_stream(
+            STREAMING_PULL_METHOD,
+            request_serializer=_PullRequest.SerializeToString,
+            response_deserializer=_PullResponse.FromString,
+        )
+        return rpc(requests)
 
     def _resubscribe(self) -> None:
         old = self.subscription
@@ -183,3 +251,29 @@ class ResultListener:
             log.warning("unreadable result message", extra={"error": repr(err)})
             return
         self._on_result(ride_id, duration, version)
+
+
+def _requests(subscription: str, acks: "queue.SimpleQueue[str | None]") -> Iterator[Any]:
+    """The client side of a StreamingPull: open it, then send acks as they come, or heartbeats."""
+    yield _PullRequest(
+        subscription=subscription,
+        stream_ack_deadline_seconds=STREAM_ACK_DEADLINE_S,
+        max_outstanding_messages=MAX_OUTSTANDING,
+    )
+    while True:
+        try:
+            ack_id = acks.get(timeout=HEARTBEAT_S)
+        except queue.Empty:
+            yield _PullRequest()  # keeps an idle stream open, as the client library does
+            continue
+        ack_ids: list[str] = []
+        while ack_id is not None and len(ack_ids) < MAX_ACKS_PER_REQUEST:
+            ack_ids.append(ack_id)
+            try:
+                ack_id = acks.get_nowait()
+            except queue.Empty:
+                break
+        if ack_ids:
+            yield _PullRequest(ack_ids=ack_ids)
+        if ack_id is None:
+            return

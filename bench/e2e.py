@@ -11,6 +11,8 @@ from .procs import CpuMeter
 from .stats import drift, summarize, windows
 
 WINDOW_S = 10.0  # latency windows for the flatness check and the plot
+# The stream keeps pace when it answers at least this share of the offered rate.
+MIN_PACE = 0.95
 MAX_DRIFT = 2.0  # last window's p50 over the first's: a growing backlog shows as far more
 
 
@@ -44,6 +46,7 @@ def check(
     finished = max((o.scheduled_s + o.latency_ms / 1000 for o in result.outcomes), default=0.0)
     return {
         "sent": sent,
+        "offered_per_s": result.rate,
         "answered_per_s": round(right / finished, 1) if finished else 0.0,
         "right": right,
         "crossed": len(crossed),
@@ -133,8 +136,10 @@ def figure_400(found: dict[str, Any], conditions_text: str) -> Figure:
         f"p50 {ms(lat.get('p50', 0))}, p99 {ms(lat.get('p99', 0))}; last/first 10 s p50 "
         f"{found['drift']:.2f}; {found['right']}/{found['sent']} right, {found['crossed']} "
         f"crossed, {lost} lost or late; answered {found['answered_per_s']:g} rides/s",
-        f"flat latency (last/first window p50 <= {MAX_DRIFT:g}), nothing lost or crossed",
+        f"keeps pace (answers >= {MIN_PACE:.0%} of the rate), flat latency (last/first window "
+        f"p50 <= {MAX_DRIFT:g}), nothing lost or crossed",
         bool(lat.get("count"))
+        and found["answered_per_s"] >= MIN_PACE * found["offered_per_s"]
         and found["drift"] <= MAX_DRIFT
         and lost == 0
         and not found["crossed"],

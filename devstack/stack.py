@@ -95,7 +95,7 @@ class Service:
             "-m",
             "gunicorn",
             "-c",
-            f"python:{package}.gunicorn_conf",
+            str(ROOT / package / "gunicorn_conf.py"),
             app or f"{package}:create_app()",
         ]
         env = env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)}

@@ -10,7 +10,7 @@ from .logs import configure_logging
 from .model import LoadedModel, ModelLoadError, load_model
 from .publisher import ResultPublisher, make_client
 from .push_auth import PushTokenVerifier, make_verifier
-from .routes import Runtime, bp
+from .routes import PushRoute, Runtime, bp
 from .secrets import resolve_secret_refs
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = config.max_envelope_bytes
     if push_verifier is None:
         push_verifier = make_verifier(config.push_audience, config.push_service_account)
-    app.extensions["predictor"] = Runtime(
-        model=model, publisher=publisher, push_verifier=push_verifier
-    )
+    runtime = Runtime(model=model, publisher=publisher, push_verifier=push_verifier)
+    app.extensions["predictor"] = runtime
     app.register_blueprint(bp)
+    app.wsgi_app = PushRoute(app, runtime, config.max_envelope_bytes)  # type: ignore[method-assign]
     return app

@@ -1,6 +1,13 @@
-"""Gunicorn settings for Cloud Run; `gunicorn -c python:predictor_service.gunicorn_conf`."""
+"""Gunicorn settings for Cloud Run; `gunicorn -c predictor_service/gunicorn_conf.py`.
 
+Loaded by path, not as `python:predictor_service.gunicorn_conf`: as a module it would
+import the package, and with it Flask, numpy and the Pub/Sub client, into the master, where the
+worker's copies of those pages would be counted twice. Keep this file free of imports from it.
+"""
+
+import gc
 import os
+from typing import Any
 
 # Cloud Run sends traffic to $PORT. https://cloud.google.com/run/docs/container-contract#port
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
@@ -17,3 +24,13 @@ graceful_timeout = 8
 # The model and gRPC clients are created per worker, after fork; never preload.
 preload_app = False
 accesslog = None
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Keep the master's objects out of the worker's garbage collections.
+
+    A collection writes to every object it visits, which copies the page it sits on: frozen,
+    the objects the worker inherits stay shared with the master.
+    https://docs.python.org/3/library/gc.html#gc.freeze
+    """
+    gc.freeze()

@@ -87,9 +87,25 @@ def test_output_is_unbuffered_and_the_command_is_gunicorn_in_exec_form(service: 
     assert dockerfile.cmd(path(service)) == [
         "gunicorn",
         "--config",
-        f"python:{service}.gunicorn_conf",
+        f"{service}/gunicorn_conf.py",
         f"{service}:create_app()",
     ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_gunicorn_settings_load_without_the_service_or_its_libraries(service: str) -> None:
+    # The master loads only this file: what it imports, the worker would hold a second copy of.
+    probe = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]); "
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe, str(ROOT / service / "gunicorn_conf.py")],
+        capture_output=True, text=True, check=True, timeout=60, cwd=ROOT,
+    ).stdout  # fmt: skip
+
+    for package in (service, "flask", "google", "grpc", "numpy"):
+        assert f"'{package}'" not in loaded
 
 
 SAMPLE_TREE = [

@@ -1,12 +1,14 @@
 """The backend's plain parts: validation, coarse estimator, result store, config, stream ends."""
 
 import json
+import queue
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
+from backend_service import stream
 from backend_service.coarse import CoarseEstimator
 from backend_service.config import Config, ConfigError
 from backend_service.results import ResultStore, RideConflict
@@ -251,3 +253,40 @@ def test_listener_acks_and_ignores_unreadable_results():
 
     assert results == []
     assert msg.acked
+
+
+def test_the_request_stream_opens_the_subscription_then_sends_acks_together():
+    acks: queue.SimpleQueue = queue.SimpleQueue()
+    requests = stream._requests("projects/p/subscriptions/s", acks)
+
+    opening = next(requests)
+    for ack_id in ("a1", "a2", "a3"):
+        acks.put(ack_id)
+    batch = next(requests)
+    acks.put(None)
+
+    assert opening.subscription == "projects/p/subscriptions/s"
+    assert opening.stream_ack_deadline_seconds == stream.STREAM_ACK_DEADLINE_S
+    assert opening.max_outstanding_messages == stream.MAX_OUTSTANDING
+    assert list(batch.ack_ids) == ["a1", "a2", "a3"]
+    assert list(requests) == []  # None ends the stream
+
+
+def test_the_request_stream_sends_pending_acks_before_it_ends():
+    acks: queue.SimpleQueue = queue.SimpleQueue()
+    requests = stream._requests("s", acks)
+    next(requests)
+    acks.put("last")
+    acks.put(None)
+
+    assert [list(r.ack_ids) for r in requests] == [["last"]]
+
+
+def test_an_idle_request_stream_sends_heartbeats(monkeypatch):
+    monkeypatch.setattr(stream, "HEARTBEAT_S", 0.01)
+    requests = stream._requests("s", queue.SimpleQueue())
+    next(requests)
+
+    heartbeat = next(requests)
+
+    assert heartbeat.subscription == "" and list(heartbeat.ack_ids) == []
