@@ -29,11 +29,12 @@ class Plan:
     idle_messages: int
     sigterm_under_load: bool
     estimate_two_workers: bool
+    emulator_warmup_s: float
 
 
 PLANS = {
-    "full": Plan("full", 3, 10, 30, 60, 3, True, (100, 400, 1000), 5, 10, True, True),
-    "quick": Plan("quick", 1, 5, 10, 15, 1, False, (400,), 3, 3, False, False),
+    "full": Plan("full", 3, 10, 30, 60, 3, True, (100, 400, 1000), 5, 10, True, True, 15),
+    "quick": Plan("quick", 1, 5, 10, 15, 1, False, (400,), 3, 3, False, False, 8),
 }
 
 
@@ -62,6 +63,15 @@ class Bench:
         self.figures += modelfig.figures(self.model, self.rides[0])
         self.progress("starting the bench's own Pub/Sub emulator")
         self.emulator = setup.start_emulator(self.workdir)
+        rate = 500
+        self.progress(
+            f"warming the emulator up: {rate} messages/s to a no-op push endpoint for "
+            f"{self.plan.emulator_warmup_s:g} s"
+        )
+        delivered = emulator_limit.warm_up(
+            self.emulator, self.workdir, self.plan.emulator_warmup_s, rate
+        )
+        self.progress(f"  {delivered}")
         for step in (self.predictor_alone, self.lifecycle, self.end_to_end, self.emulator_limit):
             try:
                 step()
