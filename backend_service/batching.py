@@ -53,14 +53,15 @@ class GroupCommitPublisher:
     def publish(self, topic: str, data: bytes, timeout: object = None, **attrs: str) -> Future:
         """Send or queue one message; the future resolves to its message id or the RPC's error.
 
-        With nothing in flight or queued (and no linger), the message leaves at once in an RPC
-        of its own, sent from this thread, and the future is done when this returns.
+        With nothing in flight or queued, the message leaves at once in an RPC of its own, sent
+        from this thread, and the future is done when this returns. Otherwise the sender thread
+        waits `linger_s`, then sends it with everything else queued by then.
         """
         del timeout  # the RPC is bounded by timeout_s; callers bound their own wait
         future: Future = Future()
         item = (topic, _Message(data=data, attributes=attrs), future)
         with self._lock:
-            direct = not self._linger_s and self._in_flight == 0 and self._queue.empty()
+            direct = self._in_flight == 0 and self._queue.empty()
             if direct:
                 self._in_flight += 1
         if not direct:

@@ -19,7 +19,10 @@ class Config:
     results_topic: str = "ride-duration-pull"
     dead_letter_topic: str = "ride-data-dead-letter"
     publish_timeout_s: float = 5.0
-    publish_max_latency_s: float = 0.0
+    # Only for results that queue while a Publish RPC is in flight: under concurrent pushes,
+    # 1 ms gathers them into fewer RPCs (1,557-1,680 against 1,287-1,444 pushes/s measured);
+    # a result published with nothing in flight leaves at once whatever this is.
+    publish_max_latency_s: float = 0.001
     max_envelope_bytes: int = PUBSUB_MAX_ENVELOPE_BYTES
     push_audience: str | None = None
     push_service_account: str | None = None

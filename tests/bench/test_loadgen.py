@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bench import loadgen
-from bench.e2e import check
+from bench.e2e import check, figure_400
 from devstack.processes import free_port
 
 
@@ -110,3 +110,23 @@ def test_answers_are_classified_right_crossed_pending_and_failed():
     assert found["failed"] == 2
     assert found["unanswered"] == 1  # request 5 got neither an answer nor an error
     assert found["latency_ms"]["count"] == 2
+
+
+def steady_run(rate: float, answered_per_s: float) -> dict:
+    """What `check` reports for a run whose latency stayed flat, answering at a given pace."""
+    return {
+        "latency_ms": {"count": 100, "p50": 90.0, "p99": 150.0},
+        "drift": 1.1, "right": 100, "sent": 100, "crossed": 0, "failed": 0, "unanswered": 0,
+        "pending_202": 0, "offered_per_s": rate, "answered_per_s": answered_per_s,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("answered", "met"), [(399.2, True), (380.0, True), (364.3, False)])
+def test_400_per_second_is_met_only_when_the_stream_keeps_pace(answered, met):
+    assert figure_400(steady_run(400, answered), "conditions").met is met
+
+
+def test_400_per_second_is_not_met_when_latency_climbs():
+    run = steady_run(400, 399.0) | {"drift": 2.34}
+
+    assert figure_400(run, "conditions").met is False

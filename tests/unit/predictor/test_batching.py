@@ -96,12 +96,23 @@ def test_an_idle_publish_is_sent_by_its_own_thread_and_done_on_return(publisher,
     assert channel.threads == [threading.current_thread().name]
 
 
-def test_with_a_linger_every_publish_goes_through_the_sender(batching, channel):
+def test_a_linger_holds_what_queues_behind_an_rpc_but_not_an_idle_publish(batching, channel):
     client = SimpleNamespace(transport=SimpleNamespace(grpc_channel=channel))
-    publisher = batching.GroupCommitPublisher(client, timeout_s=5, linger_s=0.001)
+    publisher = batching.GroupCommitPublisher(client, timeout_s=5, linger_s=0.2)
+    assert publisher.publish(TOPIC, b"idle").done()  # sent at once, by this thread
 
-    assert publisher.publish(TOPIC, b"later").result(5) == "1-0"
-    assert channel.threads == ["publisher-0"]
+    channel.hold.clear()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: publisher.publish(TOPIC, b"in flight").result(5))
+        wait_for_rpcs(channel, 2)
+        started = time.monotonic()
+        queued = [publisher.publish(TOPIC, b"a"), publisher.publish(TOPIC, b"b")]
+        channel.hold.set()
+        ids = [f.result(5) for f in queued]
+
+    assert time.monotonic() - started >= 0.2
+    assert ids == ["3-0", "3-1"]
+    assert channel.threads == ["MainThread", channel.threads[1], "publisher-0"]
 
 
 def test_publish_resolves_to_the_message_id(publisher, channel):
