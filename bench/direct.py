@@ -47,6 +47,43 @@ def conditions(runs: int, duration_s: float, extra: str) -> str:
     )
 
 
+def wrk_figure(
+    key: str,
+    title: str,
+    target: str,
+    min_rps: float,
+    max_p99_ms: float,
+    url: str,
+    path: str,
+    bodies: Sequence[bytes],
+    *,
+    runs: int,
+    duration_s: float,
+    what: str,
+    cpu_roots: dict[str, list[int]],
+    progress: Callable[[str], None],
+) -> Figure:
+    """Measure one endpoint with wrk and judge the median run against its target."""
+    if not wrk.available():
+        return skipped(key, title, "wrk is not installed (apt-get install wrk)", target)
+    found = measure(
+        url, path, bodies, runs=runs, duration_s=duration_s, cpu_roots=cpu_roots,
+        progress=progress,
+    )  # fmt: skip
+    best = found["median"]
+    errors = best["socket_errors"] + best["non_2xx"]
+    return Figure(
+        key,
+        title,
+        conditions(runs, duration_s, f"{what}; {len(bodies)} rides"),
+        f"{best['throughput_rps']:,.0f} req/s, p50 {ms(best['p50_ms'])}, p99 {ms(best['p99_ms'])}"
+        f"{f', {errors} errors' if errors else ''}",
+        target,
+        best["throughput_rps"] >= min_rps and best["p99_ms"] < max_p99_ms and errors == 0,
+        found,
+    )
+
+
 def predictor_figure(
     predictor_url: str,
     envelopes: Sequence[bytes],
@@ -58,33 +95,14 @@ def predictor_figure(
     progress: Callable[[str], None],
 ) -> Figure:
     """Push requests straight to the predictor, each predicted and published to the emulator."""
-    title = "Predictor alone: push requests, 8 concurrent"
-    target = ">= 1,500 req/s, p99 < 10 ms"
-    if not wrk.available():
-        return skipped(
-            "predictor_direct", title, "wrk is not installed (apt-get install wrk)", target
-        )
-    found = measure(
-        predictor_url, "/", envelopes, runs=runs, duration_s=duration_s,
+    return wrk_figure(
+        "predictor_direct", "Predictor alone: push requests, 8 concurrent",
+        ">= 1,500 req/s, p99 < 10 ms", 1500, 10, predictor_url, "/", envelopes,
+        runs=runs, duration_s=duration_s,
+        what=f"predictor: {workers} gunicorn workers x 8 threads, each request publishes its "
+        "result to the emulator and waits for the confirmation",
         cpu_roots=cpu_roots, progress=progress,
     )  # fmt: skip
-    best = found["median"]
-    errors = best["socket_errors"] + best["non_2xx"]
-    return Figure(
-        "predictor_direct",
-        title,
-        conditions(
-            runs,
-            duration_s,
-            f"predictor: {workers} gunicorn workers x 8 threads, each request publishes its "
-            f"result to the emulator and waits for the confirmation; {len(envelopes)} rides",
-        ),  # fmt: skip
-        f"{best['throughput_rps']:,.0f} req/s, p50 {ms(best['p50_ms'])}, p99 {ms(best['p99_ms'])}"
-        f"{f', {errors} errors' if errors else ''}",
-        target,
-        best["throughput_rps"] >= 1500 and best["p99_ms"] < 10 and errors == 0,
-        found,
-    )
 
 
 def estimate_figure(
@@ -99,31 +117,12 @@ def estimate_figure(
     where: str = "",
 ) -> Figure:
     """POST /estimate on one backend process: the coarse model, no stream."""
-    title = f"POST /estimate, 8 concurrent, {workers} worker{'s' if workers > 1 else ''}"
-    target = ">= 2,000 req/s, p99 < 5 ms"
-    if not wrk.available():
-        return skipped(
-            f"estimate_{workers}", title, "wrk is not installed (apt-get install wrk)", target
-        )
-    bodies = [json.dumps(ride).encode() for ride in rides]
-    found = measure(
-        backend_url, "/estimate", bodies, runs=runs, duration_s=duration_s,
+    return wrk_figure(
+        f"estimate_{workers}",
+        f"POST /estimate, 8 concurrent, {workers} worker{'s' if workers > 1 else ''}",
+        ">= 2,000 req/s, p99 < 5 ms", 2000, 5, backend_url, "/estimate",
+        [json.dumps(ride).encode() for ride in rides],
+        runs=runs, duration_s=duration_s,
+        what=f"one backend process (gunicorn master + {workers} worker x 16 threads{where})",
         cpu_roots=cpu_roots, progress=progress,
     )  # fmt: skip
-    best = found["median"]
-    errors = best["socket_errors"] + best["non_2xx"]
-    return Figure(
-        f"estimate_{workers}",
-        title,
-        conditions(
-            runs,
-            duration_s,
-            f"one backend process (gunicorn master + {workers} worker x 16 threads{where}); "
-            f"{len(bodies)} rides",
-        ),  # fmt: skip
-        f"{best['throughput_rps']:,.0f} req/s, p50 {ms(best['p50_ms'])}, p99 {ms(best['p99_ms'])}"
-        f"{f', {errors} errors' if errors else ''}",
-        target,
-        best["throughput_rps"] >= 2000 and best["p99_ms"] < 5 and errors == 0,
-        found,
-    )

@@ -120,14 +120,17 @@ def measure(
     return found
 
 
-def warm_up(emulator: Emulator, workdir: Path, seconds: float, rate: float = 500.0) -> str:
+WARM_UP_RATE = 500.0  # messages a second
+
+
+def warm_up(emulator: Emulator, workdir: Path, seconds: float) -> str:
     """Put the emulator under load before anything is measured; return what it delivered.
 
     Its JVM compiles the publish and push paths during the first seconds of load: in one run
     the emulator spent 0.74 cores on the predictor's publishes in the first 10 s and 0.33 in
     the third, at a higher rate.
     """
-    found = measure(emulator, workdir, (rate,), seconds, 0, lambda _: None)
+    found = measure(emulator, workdir, (WARM_UP_RATE,), seconds, 0, lambda _: None)
     row = found["rates"][0]
     p50 = row["latency_ms"].get("p50", 0)
     return f"{row['delivered']}/{row['sent']} delivered, p50 {p50:.1f} ms"

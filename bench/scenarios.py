@@ -63,14 +63,11 @@ class Bench:
         self.figures += modelfig.figures(self.model, self.rides[0])
         self.progress("starting the bench's own Pub/Sub emulator")
         self.emulator = setup.start_emulator(self.workdir)
-        rate = 500
         self.progress(
-            f"warming the emulator up: {rate} messages/s to a no-op push endpoint for "
-            f"{self.plan.emulator_warmup_s:g} s"
+            f"warming the emulator up: {emulator_limit.WARM_UP_RATE:g} messages/s to a no-op "
+            f"push endpoint for {self.plan.emulator_warmup_s:g} s"
         )
-        delivered = emulator_limit.warm_up(
-            self.emulator, self.workdir, self.plan.emulator_warmup_s, rate
-        )
+        delivered = emulator_limit.warm_up(self.emulator, self.workdir, self.plan.emulator_warmup_s)
         self.progress(f"  {delivered}")
         for step in (self.predictor_alone, self.lifecycle, self.end_to_end, self.emulator_limit):
             try:

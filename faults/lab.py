@@ -66,6 +66,14 @@ class Lab:
         self._stacks.append(stack)
         return stack
 
+    def slow_predictor_stack(self, name: str, slow_s: float, interval_s: float) -> Stack:
+        """A stack whose predictor is `faults.slow_predictor`: see there for the two settings."""
+        return self.stack(
+            name,
+            predictor_app="faults.slow_predictor:create_app()",
+            service_env={"FAULT_SLOW_S": f"{slow_s:g}", "FAULT_SLOW_INTERVAL_S": f"{interval_s:g}"},
+        )
+
     def close(self) -> None:
         for stack in reversed(self._stacks):
             stack.stop()

@@ -134,11 +134,7 @@ def predictor_terminated(lab: Lab) -> ScenarioResult:
     """SIGTERM the predictor mid-prediction: it finishes and acks what it holds, then exits."""
     result = ScenarioResult("predictor SIGTERM (graceful) mid-prediction, restarted")
     # Every prediction takes 1.5 s, so that some are in flight when the signal lands.
-    stack = lab.stack(
-        "predictor-term",
-        predictor_app="faults.slow_predictor:create_app()",
-        service_env={"FAULT_SLOW_S": "1.5", "FAULT_SLOW_INTERVAL_S": "0"},
-    )
+    stack = lab.slow_predictor_stack("predictor-term", slow_s=1.5, interval_s=0)
     with tap(stack) as results:
         load = run_load(Rider(urls(stack)), lab.rides("pt", 12), rate_per_s=3, deadline_s=60)
         time.sleep(2.5)

@@ -27,11 +27,7 @@ UNAVAILABLE_BOUND_S = 2 * PUBLISH_TIMEOUT_S + 2
 def predictor_slow(lab: Lab) -> ScenarioResult:
     """Make a prediction outlast the 10 s ack deadline now and then: one answer per ride."""
     result = ScenarioResult("predictor slow past the ack deadline (12 s every 15 s)")
-    stack = lab.stack(
-        "predictor-slow",
-        predictor_app="faults.slow_predictor:create_app()",
-        service_env={"FAULT_SLOW_S": "12", "FAULT_SLOW_INTERVAL_S": "15"},
-    )
+    stack = lab.slow_predictor_stack("predictor-slow", slow_s=12, interval_s=15)
     with tap(stack) as results:
         load = run_load(Rider(urls(stack)), lab.rides("ps", 40), rate_per_s=2, deadline_s=60)
         outcomes = load.wait()
