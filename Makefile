@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint train clean
+.PHONY: install run test test-fast lint train train-course clean
 
 install: $(STAMP)
 
@@ -39,6 +39,15 @@ train: install
 	MLFLOW_ARTIFACT_LOCATION=$${MLFLOW_ARTIFACT_LOCATION:-$(CURDIR)/.local/mlartifacts} \
 	$(PY) -m training.train --coarse-out backend_service/coarse_model.json
 
+## Log the course's baseline (DictVectorizer + LinearRegression) and register it as
+## models:/ride-duration-course@production. Serve it:
+## MODEL_URI=models:/ride-duration-course@production make run
+train-course: install
+	mkdir -p .local
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.local/mlflow.db} \
+	MLFLOW_ARTIFACT_LOCATION=$${MLFLOW_ARTIFACT_LOCATION:-$(CURDIR)/.local/mlartifacts} \
+	$(PY) -m training.course
+
 clean:
 	rm -rf .local .pytest_cache .ruff_cache .mypy_cache
 
@@ -46,7 +55,7 @@ clean:
 SOAK_SECONDS ?= 300
 SOAK_RATE ?= 20
 
-## Fault drills on a stack of their own (about 4 min); prints the table of docs/reliability.md.
+## Fault drills on a stack of their own (about 10 min); prints the table of docs/reliability.md.
 faults: install
 	mkdir -p .local
 	$(PY) -m faults
@@ -65,13 +74,23 @@ dead-letters: install
 
 ## Benchmarks (docs/benchmarks.md): their own emulator and stacks on free loopback ports;
 ## results in bench/results/<time>/ (results.json, report.md, latency.png).
-.PHONY: bench bench-quick bench-tools
+.PHONY: bench bench-quick bench-models bench-tools
 bench: install bench-tools
 	$(PY) -m bench
 
 ## The reduced set, under two minutes.
 bench-quick: install bench-tools
 	$(PY) -m bench --quick
+
+## The hand-written Pub/Sub paths against the official clients, 15 ms added each way by a
+## delay proxy; ARGS="--variants hand-written --only push" and others: python -m bench.realistic -h
+.PHONY: bench-realistic
+bench-realistic: install bench-tools
+	$(PY) -m bench.realistic $(ARGS)
+
+## The predictor serving the project's booster and the course's pipeline, side by side.
+bench-models: install bench-tools
+	$(PY) -m bench.models
 
 # wrk (a Debian package) drives the closed-loop measurements; where it cannot be installed they
 # are skipped, and the report says so.

@@ -5,13 +5,17 @@ import os
 
 from flask import Flask
 
+from ride_stream.logs import TraceContext, configure_logging
+
 from . import errors
 from .coarse import CoarseEstimator
 from .config import Config
-from .logs import configure_logging
+from .listener import ResultListener, stream_channels
+from .listener import make_client as make_subscriber
+from .publisher import RidePublisher
+from .publisher import make_client as make_publisher
 from .results import ResultStore
-from .routes import EstimateRoute, Runtime, bp
-from .stream import ResultListener, RidePublisher, make_clients
+from .routes import Runtime, register
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +29,28 @@ def create_app(
 ) -> Flask:
     """Build the app; create the clients and this process's results subscription once."""
     config = config or Config.from_env(os.environ)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.project_id)
     estimator = estimator or CoarseEstimator.load(config.coarse_model_path)
     store = ResultStore()
-    if publisher is None or listener is None:
-        publisher_client, subscriber_client = make_clients(config.publish_max_latency_s)
-        publisher = publisher or RidePublisher(
-            publisher_client, config.project_id, config.rides_topic, config.publish_timeout_s
+    if publisher is None:
+        publisher = RidePublisher(
+            make_publisher(
+                config.publish_max_latency_s,
+                config.publish_timeout_s,
+                config.publish_max_in_flight,
+            ),
+            config.project_id,
+            config.rides_topic,
+            config.publish_timeout_s,
         )
-        listener = listener or ResultListener(
-            subscriber_client,
+    if listener is None:
+        listener = ResultListener(
+            make_subscriber(),
             config.project_id,
             config.results_topic,
             on_result=store.complete,
             ttl_s=config.results_subscription_ttl_s,
+            channels=stream_channels(config.pubsub_emulator_host),
         )
     listener.start()
     app = Flask(__name__)
@@ -50,10 +62,9 @@ def create_app(
         store=store,
         result_timeout_s=config.result_timeout_s,
     )
-    app.extensions["backend"] = runtime
     errors.register(app)
-    app.register_blueprint(bp)
-    app.wsgi_app = EstimateRoute(app, runtime, config.max_body_bytes)  # type: ignore[method-assign]
+    register(app, runtime, config.max_body_bytes)
+    app.wsgi_app = TraceContext(app.wsgi_app)  # type: ignore[method-assign]
     log.info(
         "backend ready", extra={"coarse_model": estimator.version, "reply_to": listener.reply_to}
     )

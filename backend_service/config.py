@@ -1,14 +1,17 @@
 """Backend settings, read from the environment once at start-up."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+
+from ride_stream.settings import Env
 
 from .coarse import DEFAULT_PATH
 
-
-class ConfigError(ValueError):
-    """One or more settings are missing or malformed; the message lists every one."""
+# A worker told to stop (Cloud Run sends SIGTERM, then SIGKILL 10 s later) finishes its requests
+# within gunicorn's graceful_timeout (8 s, gunicorn_conf.py), then deletes its results
+# subscription: a confirmation's wait must end well inside that.
+MAX_RESULT_TIMEOUT_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -16,57 +19,55 @@ class Config:
     project_id: str
     rides_topic: str = "ride-data-push"
     results_topic: str = "ride-duration-pull"
-    result_timeout_s: float = 10.0
+    # How long a confirmation waits for its accurate result before answering 202 pending.
+    result_timeout_s: float = 5.0
+    # How long a confirmation's publish may take, retries included, before the 503.
     publish_timeout_s: float = 3.0
     publish_max_latency_s: float = 0.0
+    # Publish RPCs in flight at once: with tens of milliseconds a round trip, one at a time
+    # would queue each confirmation behind another's RPC (ride_stream.group_commit).
+    publish_max_in_flight: int = 8
     # Pub/Sub's minimum expiration TTL is one day: an orphaned subscription goes after that.
     results_subscription_ttl_s: int = 86_400
     coarse_model_path: Path = DEFAULT_PATH
     max_body_bytes: int = 16 * 1024
     log_level: str = "INFO"
+    # Set, the clients talk to the emulator there (the client library reads it too); the
+    # results stream's channels are made for it: plain, and without keepalive pings.
+    pubsub_emulator_host: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Config":
         """Build the config from environment variables, or raise listing every problem."""
-        errors: list[str] = []
-        project_id = environ.get("PROJECT_ID", "").strip()
-        if not project_id:
-            errors.append("PROJECT_ID is required")
-        defaults = {f.name: f.default for f in fields(cls)}
-
-        def number(name: str, field: str, *, allow_zero: bool = False) -> float:
-            raw = environ.get(name, "")
-            if raw == "":
-                return float(defaults[field])  # type: ignore[arg-type]
-            try:
-                value = float(raw)
-            except ValueError:
-                errors.append(f"{name} must be a number, got {raw!r}")
-                return float(defaults[field])  # type: ignore[arg-type]
-            if value < 0 or (value == 0 and not allow_zero):
-                errors.append(f"{name} must be positive, got {raw!r}")
-            return value
-
+        env = Env(environ)
         config = cls(
-            project_id=project_id,
-            rides_topic=environ.get("BACKEND_PUSH_STREAM") or cls.rides_topic,
-            results_topic=environ.get("BACKEND_PULL_STREAM") or cls.results_topic,
-            result_timeout_s=number("RESULT_TIMEOUT_S", "result_timeout_s"),
-            publish_timeout_s=number("PUBLISH_TIMEOUT_S", "publish_timeout_s"),
-            publish_max_latency_s=number(
-                "PUBLISH_MAX_LATENCY_S", "publish_max_latency_s", allow_zero=True
+            project_id=env.required("PROJECT_ID"),
+            rides_topic=env.text("RIDES_TOPIC", cls.rides_topic, formerly="BACKEND_PUSH_STREAM"),
+            results_topic=env.text(
+                "RESULTS_TOPIC", cls.results_topic, formerly="BACKEND_PULL_STREAM"
+            ),
+            result_timeout_s=env.number("RESULT_TIMEOUT_S", cls.result_timeout_s),
+            publish_timeout_s=env.number("PUBLISH_TIMEOUT_S", cls.publish_timeout_s),
+            publish_max_latency_s=env.number(
+                "PUBLISH_MAX_LATENCY_S", cls.publish_max_latency_s, allow_zero=True
+            ),
+            publish_max_in_flight=int(
+                env.number("PUBLISH_MAX_IN_FLIGHT", cls.publish_max_in_flight)
             ),
             results_subscription_ttl_s=int(
-                number("RESULTS_SUBSCRIPTION_TTL_S", "results_subscription_ttl_s")
+                env.number("RESULTS_SUBSCRIPTION_TTL_S", cls.results_subscription_ttl_s)
             ),
-            coarse_model_path=Path(environ.get("COARSE_MODEL_PATH") or DEFAULT_PATH),
-            max_body_bytes=int(number("MAX_BODY_BYTES", "max_body_bytes")),
-            log_level=(environ.get("LOG_LEVEL") or cls.log_level).upper(),
+            coarse_model_path=Path(env.text("COARSE_MODEL_PATH") or DEFAULT_PATH),
+            max_body_bytes=int(env.number("MAX_BODY_BYTES", cls.max_body_bytes)),
+            log_level=env.log_level(),
+            pubsub_emulator_host=env.text("PUBSUB_EMULATOR_HOST"),
         )
-        if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            errors.append(f"LOG_LEVEL must be a logging level name, got {config.log_level!r}")
+        if config.result_timeout_s > MAX_RESULT_TIMEOUT_S:
+            env.errors.append(
+                f"RESULT_TIMEOUT_S must be at most {MAX_RESULT_TIMEOUT_S:g} (a stopping worker"
+                f" answers its waiting confirmations first), got {config.result_timeout_s:g}"
+            )
         if not config.coarse_model_path.is_file():
-            errors.append(f"COARSE_MODEL_PATH {str(config.coarse_model_path)!r} is not a file")
-        if errors:
-            raise ConfigError("invalid backend configuration: " + "; ".join(errors))
+            env.errors.append(f"COARSE_MODEL_PATH {str(config.coarse_model_path)!r} is not a file")
+        env.check("backend")
         return config

@@ -1,5 +1,6 @@
 """One JSON error shape for every failure: {"error": {"code", "message", "fields"?}}."""
 
+import json
 from typing import Any, NoReturn
 
 from flask import Flask, Response, jsonify
@@ -33,17 +34,22 @@ def error_body(code: int, message: str, fields: dict[str, str] | None = None) ->
     return {"error": error}
 
 
+def error_json(err: HTTPException) -> bytes:
+    """The JSON body of an HTTP error, byte for byte as Flask's `jsonify` writes it."""
+    code = err.code or 500
+    if isinstance(err, ApiError):
+        body = err.extra | error_body(code, err.description or "", err.fields)
+    else:
+        body = error_body(code, err.description or err.name)
+    return (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
 def register(app: Flask) -> None:
     """Answer every HTTP error, ours or Werkzeug's, in the one shape; never a stack trace."""
 
     @app.errorhandler(HTTPException)
-    def http_error(err: HTTPException) -> tuple[Response, int]:
-        code = err.code or 500
-        if isinstance(err, ApiError):
-            body = err.extra | error_body(code, err.description or "", err.fields)
-        else:
-            body = error_body(code, err.description or err.name)
-        return jsonify(body), code
+    def http_error(err: HTTPException) -> Response:
+        return Response(error_json(err), status=err.code or 500, mimetype="application/json")
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> tuple[Response, int]:

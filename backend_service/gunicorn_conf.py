@@ -7,7 +7,6 @@ worker's copies of those pages would be counted twice. Keep this file free of im
 
 import gc
 import os
-import signal
 from typing import Any
 
 # Cloud Run sends traffic to $PORT. https://cloud.google.com/run/docs/container-contract#port
@@ -19,31 +18,16 @@ worker_class = "gthread"
 # Requests mostly wait on Pub/Sub, so threads are cheap concurrency.
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 0
-# Cloud Run sends SIGKILL 10 s after SIGTERM; drain in-flight rides (bounded by
-# RESULT_TIMEOUT_S) and delete the subscription within that.
+# Cloud Run sends SIGKILL 10 s after SIGTERM: gunicorn lets in-flight requests finish (each
+# waits at most RESULT_TIMEOUT_S, which config keeps under this), then worker_exit deletes the
+# results subscription, all within that.
 # https://cloud.google.com/run/docs/container-contract#instance-shutdown
 graceful_timeout = 8
 preload_app = False
+# Cloud Run writes a request log entry for every request; gunicorn's would repeat it.
 accesslog = None
-
-
-def post_worker_init(worker: Any) -> None:
-    """On SIGTERM, have waiting confirmations answer 202 at once, then let gunicorn drain."""
-    # A confirmation waits up to RESULT_TIMEOUT_S (10 s) for its result, longer than the 8 s
-    # graceful_timeout: without this, gunicorn would kill it mid-wait and the client would get
-    # a reset instead of its ride_id. Gunicorn's own handler still runs, right after ours, so
-    # its drain (stop accepting, finish in-flight requests, then worker_exit) is unchanged.
-    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("backend")
-    gunicorn_handler = signal.getsignal(signal.SIGTERM)
-    if runtime is None or not callable(gunicorn_handler):
-        return
-
-    def drain_then_exit(signum: int, frame: Any) -> None:
-        runtime.drain()
-        gunicorn_handler(signum, frame)
-
-    signal.signal(signal.SIGTERM, drain_then_exit)
-    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: no EINTR mid-request
+# Gunicorn's own lines (boot, worker exits, errors) as the same JSON as the app's.
+logger_class = "ride_stream.logs.GunicornLogger"
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -1,58 +1,69 @@
-"""HTTP edge: estimate, confirm and look up rides, and the health probes."""
+"""HTTP edge: every route of the backend is listed in `register`, below.
+
+`POST /estimate` is the hot path: a plain WSGI handler in front of Flask, because Flask's
+request context, routing and response objects would cost several times the estimate itself
+(docs/benchmarks.md). The other routes are Flask views. Errors have one shape either way
+(errors.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
 
 from .coarse import CoarseEstimator
-from .errors import abort_json
-from .results import ResultStore, RideConflict, RideRecord
+from .errors import ApiError, abort_json, error_json
+from .listener import ResultListener
+from .publisher import RidePublisher, StreamUnavailable
+from .results import ResultStore, RideConflict
 from .rides import InvalidRide, Ride, parse_ride
-from .stream import ResultListener, RidePublisher, StreamUnavailable
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
-bp = Blueprint("backend", __name__)
-# How often a waiting confirmation looks up from its ride to see whether the worker drains.
-DRAIN_CHECK_S = 0.1
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+
+
+def register(app: Flask, runtime: Runtime, max_body_bytes: int) -> None:
+    """Serve every route of the backend from `app`."""
+    app.extensions["backend"] = runtime
+    app.add_url_rule("/rides", view_func=confirm, methods=["POST"])
+    app.add_url_rule("/rides/<ride_id>", view_func=lookup, methods=["GET"])
+    app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
+    app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
+    app.add_url_rule("/openapi.yaml", view_func=openapi, methods=["GET"])
+    app.wsgi_app = EstimateRoute(  # type: ignore[method-assign]
+        "/estimate", app.wsgi_app, runtime, max_body_bytes
+    )
 
 
 @dataclass(frozen=True)
 class Runtime:
+    """What the routes work with, built once per worker by the factory."""
+
     estimator: CoarseEstimator
     publisher: RidePublisher
     listener: ResultListener
     store: ResultStore
     result_timeout_s: float
-    draining: threading.Event = field(default_factory=threading.Event)
 
-    def drain(self) -> None:
-        """Make waiting confirmations answer 202 pending now: the worker is shutting down."""
-        self.draining.set()
-
-    def wait_for_result(self, record: RideRecord) -> None:
-        """Wait for the ride's result, at most result_timeout_s and no longer than a drain."""
-        deadline = time.monotonic() + self.result_timeout_s
-        while not self.draining.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or record.done.wait(min(remaining, DRAIN_CHECK_S)):
-                return
+    def coarse(self, ride: Ride) -> float:
+        """Return the coarse duration of a ride, in minutes."""
+        return self.estimator.estimate(
+            ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.local_datetime
+        )
 
     def close(self) -> None:
         self.listener.close()
@@ -62,11 +73,8 @@ def runtime() -> Runtime:
     return current_app.extensions["backend"]  # type: ignore[no-any-return]
 
 
-def read_ride() -> Ride:
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # nested deeper than the JSON decoder allows: not a ride either
-        payload = None
+def ride_from(payload: Any) -> Ride:
+    """Validate a decoded request body as a ride, or raise the 400 or 422 that says why."""
     if payload is None:
         abort_json(400, "the body must be a JSON object")
     try:
@@ -75,56 +83,59 @@ def read_ride() -> Ride:
         abort_json(422, "invalid ride", fields=err.fields)
 
 
-def coarse(rt: Runtime, ride: Ride) -> float:
-    return rt.estimator.estimate(
-        ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.local_datetime
-    )
-
-
-@bp.post("/estimate")
-def estimate() -> Response:
-    """Answer at once with the coarse duration; nothing is published."""
-    return jsonify(duration_coarse=coarse(runtime(), read_ride()))
-
-
 class EstimateRoute:
-    """`POST /estimate` for well-formed rides as a plain WSGI handler in front of the Flask app.
+    """`POST /estimate` as a plain WSGI handler; every other path goes on to `fallback`.
 
-    The coarse estimate is about 60 us of work; Flask's request context, routing and response
-    objects added about 250 us to it. Anything this handler does not answer with a 200 (another
-    route, a body that is not a JSON object, an invalid ride, no length, too long) goes on to the
-    Flask route, with the body it read, so errors keep their one shape and their one code path.
+    It reads the body as Flask's `request.get_json(silent=True)` would (JSON media types only,
+    at most `max_body_bytes`), so it answers what a Flask view would, errors included.
     """
 
-    def __init__(self, app: Flask, runtime: Runtime, max_body_bytes: int) -> None:
-        self.fallback = app.wsgi_app
+    def __init__(
+        self, path: str, fallback: WSGIApplication, runtime: Runtime, max_body_bytes: int
+    ) -> None:
+        self.path = path
+        self.fallback = fallback
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if (
-            environ.get("PATH_INFO") == "/estimate"
-            and environ.get("REQUEST_METHOD") == "POST"
-            and is_json(environ.get("CONTENT_TYPE", ""))
-            and 0 < (length := content_length(environ)) <= self.max_body_bytes
-        ):
-            body = environ["wsgi.input"].read(length)
-            answer = self.answer(body)
-            if answer is not None:
-                length_header = ("Content-Length", str(len(answer)))
-                start_response("200 OK", [("Content-Type", "application/json"), length_header])
-                return [answer]
-            environ["wsgi.input"] = io.BytesIO(body)
-        return self.fallback(environ, start_response)
-
-    def answer(self, body: bytes) -> bytes | None:
-        """The 200 body for a valid ride, byte for byte what `jsonify` writes; else None."""
+        if environ.get("PATH_INFO") != self.path:
+            return self.fallback(environ, start_response)
         try:
-            ride = parse_ride(json.loads(body), datetime.now(UTC))
-        except (ValueError, RecursionError, InvalidRide):  # JSONDecodeError is a ValueError
-            return None
-        duration = coarse(self.runtime, ride)
+            status, body = 200, self.estimate(environ)
+        except (ApiError, MethodNotAllowed, RequestEntityTooLarge) as err:
+            status, body = err.code or 500, error_json(err)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
+        return [body]
+
+    def estimate(self, environ: WSGIEnvironment) -> bytes:
+        """Answer at once with the coarse duration; nothing is published."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise MethodNotAllowed(valid_methods=["POST"])
+        ride = ride_from(self.json_body(environ))
+        duration = self.runtime.coarse(ride)
         return f"{json.dumps({'duration_coarse': duration}, separators=(',', ':'))}\n".encode()
+
+    def json_body(self, environ: WSGIEnvironment) -> Any:
+        """The decoded JSON body, None when it is not JSON; 413 when longer than the limit."""
+        if not is_json(environ.get("CONTENT_TYPE", "")):
+            return None
+        stream, length = environ["wsgi.input"], environ.get("CONTENT_LENGTH", "")
+        if length.isdigit():
+            if int(length) > self.max_body_bytes:
+                raise RequestEntityTooLarge()
+            body = stream.read(int(length))
+        else:  # chunked: read one byte past the limit to see it
+            body = stream.read(self.max_body_bytes + 1)
+            if len(body) > self.max_body_bytes:
+                raise RequestEntityTooLarge()
+        try:
+            return json.loads(body)
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: nested
+        # deeper than the decoder allows. Neither is a ride.
+        except (ValueError, RecursionError):
+            return None
 
 
 def is_json(content_type: str) -> bool:
@@ -135,23 +146,22 @@ def is_json(content_type: str) -> bool:
     )
 
 
-def content_length(environ: WSGIEnvironment) -> int:
-    """The declared body length; 0 when absent or unreadable (chunked bodies among them)."""
-    value = environ.get("CONTENT_LENGTH", "")
-    return int(value) if value.isdigit() else 0
-
-
-@bp.post("/rides")
 def confirm() -> tuple[Response, int]:
     """Publish a confirmed ride and wait, bounded, for its accurate duration."""
-    rt, ride = runtime(), read_ride()
+    rt = runtime()
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the JSON decoder allows: not a ride either
+        payload = None
+    ride = ride_from(payload)
     ride_id = ride.ride_id or uuid.uuid4().hex
     message = ride.message(ride_id)
     try:
-        record = rt.store.begin(ride_id, hashlib.sha256(message).digest(), coarse(rt, ride))
+        record = rt.store.begin(ride_id, hashlib.sha256(message).digest(), rt.coarse(ride))
     except RideConflict as err:
         abort_json(409, str(err), extra={"ride_id": ride_id})
     if record.duration_final is None:
+        rt.listener.ensure_open()  # after a freeze, the stream that will carry the result
         try:
             rt.publisher.publish(message, ride_id=ride_id, reply_to=rt.listener.reply_to)
         except StreamUnavailable as err:
@@ -161,11 +171,12 @@ def confirm() -> tuple[Response, int]:
                 "the prediction stream is unavailable; the coarse duration stands",
                 extra={"ride_id": ride_id, "duration_coarse": record.duration_coarse},
             )
-        rt.wait_for_result(record)
+        # Config keeps this wait below gunicorn's graceful timeout: a worker told to stop
+        # answers every waiting confirmation before it exits.
+        record.done.wait(rt.result_timeout_s)
     return jsonify(record.as_json()), 200 if record.duration_final is not None else 202
 
 
-@bp.get("/rides/<ride_id>")
 def lookup(ride_id: str) -> Response:
     """Return what this process knows of a ride."""
     record = runtime().store.get(ride_id)
@@ -174,14 +185,13 @@ def lookup(ride_id: str) -> Response:
     return jsonify(record.as_json())
 
 
-@bp.get("/healthz")
 def healthz() -> Response:
     return jsonify(status="ok")
 
 
-@bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     rt = runtime()
+    rt.listener.ensure_open()  # after a freeze, report the reopened stream, not the lost one
     checks = {"listener": rt.listener.running, "publisher": rt.publisher.healthy}
     ready = all(checks.values())
     body = {
@@ -189,10 +199,11 @@ def readyz() -> tuple[Response, int]:
         "checks": checks,
         "reply_to": rt.listener.reply_to,
     }
+    if rt.listener.problem:  # a refusal that retrying will not fix: IAM, or the filter
+        body["reason"] = rt.listener.problem
     return jsonify(body), 200 if ready else 503
 
 
-@bp.get("/openapi.yaml")
 def openapi() -> Response:
     """Serve the OpenAPI description of this API."""
     # Read whole, not streamed with send_file: nothing is left open if a client goes away.

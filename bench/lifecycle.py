@@ -7,7 +7,6 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from devstack.processes import http_status, port_open
 from devstack.stack import Service
 
 from .procs import tree_pss_mb
@@ -18,19 +17,14 @@ POLL_S = 0.005
 
 def start_timed(service: Service) -> float:
     """Start `service` and return the seconds from process start to /readyz 200."""
-    if port_open("127.0.0.1", service.port):
-        raise RuntimeError(f"port {service.port} is taken")
     started = time.monotonic()
-    service.process.start()
-    deadline = started + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if http_status(f"{service.url}/readyz", timeout_s=1.0) == 200:
-            return time.monotonic() - started
-        if not service.process.alive():
-            raise RuntimeError(f"{service.package} exited:\n{service.process.log_tail()}")
-        time.sleep(POLL_S)
-    service.stop()
-    raise TimeoutError(f"{service.package} not ready after {READY_TIMEOUT_S:g} s")
+    service.start(wait=False)
+    try:
+        service.wait_ready(READY_TIMEOUT_S, interval_s=POLL_S)
+    except TimeoutError:
+        service.stop()
+        raise
+    return time.monotonic() - started
 
 
 def post_many(url: str, bodies: list[bytes], timeout_s: float = 10.0) -> list[int]:

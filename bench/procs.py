@@ -4,19 +4,9 @@ import os
 import time
 from pathlib import Path
 
+from devstack.processes import process_tree
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree(pid: int) -> list[int]:
-    """Return `pid` and all its descendants that are alive now."""
-    found = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found if Path(f"/proc/{pid}").exists() else []
-    for child in children:
-        found.extend(tree(int(child)))
-    return found
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -42,7 +32,7 @@ def pss_bytes(pid: int) -> int:
 def tree_pss_mb(pid: int) -> dict[str, float]:
     """Return the PSS of a process tree in MB: total and per process."""
     each = {}
-    for member in tree(pid):
+    for member in process_tree(pid):
         try:
             each[member] = pss_bytes(member) / 1e6
         except (OSError, ValueError):
@@ -79,7 +69,7 @@ class CpuMeter:
 
     def _now(self) -> dict[str, float]:
         return {
-            name: cpu_seconds([p for root in pids for p in tree(root)])
+            name: cpu_seconds([p for root in pids for p in process_tree(root)])
             for name, pids in self.roots.items()
         }
 

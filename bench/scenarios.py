@@ -15,8 +15,10 @@ from .procs import pids_matching
 RIDES = 1000  # distinct rides from the validation month, cycled through
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
+    """How many runs of each measurement, and how long each lasts."""
+
     name: str
     wrk_runs: int
     wrk_s: float
@@ -33,8 +35,36 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan("full", 3, 10, 30, 60, 3, True, (100, 400, 1000), 5, 10, True, True, 15),
-    "quick": Plan("quick", 1, 5, 10, 15, 1, False, (400,), 3, 3, False, False, 8),
+    "full": Plan(
+        name="full",
+        wrk_runs=3,
+        wrk_s=10,
+        e2e_low_s=30,
+        e2e_high_s=60,
+        cold_starts=3,
+        registry_cold_start=True,
+        noop_rates=(100, 400, 1000),
+        noop_s=5,
+        idle_messages=10,
+        sigterm_under_load=True,
+        estimate_two_workers=True,
+        emulator_warmup_s=15,
+    ),
+    "quick": Plan(
+        name="quick",
+        wrk_runs=1,
+        wrk_s=5,
+        e2e_low_s=10,
+        e2e_high_s=15,
+        cold_starts=1,
+        registry_cold_start=False,
+        noop_rates=(400,),
+        noop_s=3,
+        idle_messages=3,
+        sigterm_under_load=False,
+        estimate_two_workers=False,
+        emulator_warmup_s=8,
+    ),
 }
 
 
@@ -101,7 +131,7 @@ class Bench:
         self.progress("predictor alone: push requests, 8 concurrent (wrk)")
         stack = self._stack(backends=0, predictor_workers=2)
         self.topics = stack.settings  # later lone predictors publish to its topics
-        envelopes = [setup.push_envelope(r, f"d{i}") for i, r in enumerate(self.rides[:200])]
+        envelopes = [setup.ride_envelope(r, f"d{i}") for i, r in enumerate(self.rides[:200])]
         figure = direct.predictor_figure(
             stack.predictor.url, envelopes, runs=self.plan.wrk_runs, duration_s=self.plan.wrk_s,
             cpu_roots=self._roots(predictor=stack.predictor.process.pid), workers=2,
@@ -121,7 +151,7 @@ class Bench:
         python = self.pythons["predictor_service"] if image_like else None
         service = setup.predictor_service(model_uri, self.emulator, self.workdir, 1, python)
         service.process.env |= {
-            "BACKEND_PULL_STREAM": self.topics.results_topic,
+            "RESULTS_TOPIC": self.topics.results_topic,
             "DEAD_LETTER_TOPIC": self.topics.dead_letter_topic,
         }
         return self._service(service)
@@ -138,7 +168,7 @@ class Bench:
             self.progress(f"  ready in {local[-1]:.3f} s")
             if attempt == 0:
                 envelopes = [
-                    setup.push_envelope(r, f"w{i}") for i, r in enumerate(self.rides[:300])
+                    setup.ride_envelope(r, f"w{i}") for i, r in enumerate(self.rides[:300])
                 ]
                 statuses = lifecycle.post_many(service.url + "/", envelopes)
                 memory["predictor"] = lifecycle.pss(service) | {
@@ -242,7 +272,7 @@ class Bench:
         self.progress("SIGTERM under load")
         predictor = self._predictor(str(self.model.folder))
         predictor.start()
-        envelopes = [setup.push_envelope(r, f"s{i}") for i, r in enumerate(self.rides[:200])]
+        envelopes = [setup.ride_envelope(r, f"s{i}") for i, r in enumerate(self.rides[:200])]
         seconds, result = lifecycle.sigterm_under_load(
             predictor,
             lambda: wrk.run(predictor.url, "/", envelopes, connections=8, duration_s=8).as_dict(),
@@ -269,7 +299,7 @@ class Bench:
             self.emulator, self.workdir, stack.settings.results_topic,
             self.pythons["backend_service"],
         )  # fmt: skip
-        service.process.env["BACKEND_PUSH_STREAM"] = stack.settings.rides_topic
+        service.process.env["RIDES_TOPIC"] = stack.settings.rides_topic
         service.process.env["WEB_CONCURRENCY"] = str(workers)
         self._service(service).start()
         return service

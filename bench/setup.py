@@ -1,18 +1,18 @@
 """What the scenarios run against: the bench's own model, rides, and stacks on free ports."""
 
-import base64
 import hashlib
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from devstack import registry
 from devstack.emulator import Emulator
 from devstack.processes import free_port
+from devstack.pubsub import push_envelope
 from devstack.stack import ROOT, Service, Settings, isolated_settings
 
 WORKDIR = ROOT / ".local" / "bench"
@@ -21,19 +21,6 @@ ARTIFACTS = WORKDIR / "mlartifacts"
 PROJECT = "bench-project"
 MODEL_NAME = "ride-duration"
 ALIAS = "production"
-
-_DESCRIBE = """
-import json, sys
-from mlflow import MlflowClient
-client = MlflowClient()
-version = client.get_model_version_by_alias(sys.argv[1], sys.argv[2])
-run = client.get_run(version.run_id)
-# MLflow 3 leaves model_id empty here; the source is models:/<model id>.
-model_id = version.model_id or version.source.removeprefix("models:/")
-print(json.dumps({"version": version.version, "model_id": model_id,
-                  "run_id": version.run_id, "metrics": run.data.metrics,
-                  "params": run.data.params}))
-"""
 
 
 @dataclass(frozen=True)
@@ -48,16 +35,11 @@ class BenchModel:
 def ensure_model(retrain: bool, progress) -> BenchModel:  # type: ignore[no-untyped-def]
     """Train into the bench's registry if it has no model (or `retrain`), then describe it."""
     WORKDIR.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ) | {"MLFLOW_TRACKING_URI": TRACKING_URI, "PYTHONPATH": str(ROOT)}
-    described = _describe(env)
+    described = registry.lookup(TRACKING_URI, MODEL_NAME, ALIAS)
     if described is None or retrain:
         progress("training the model into the bench registry (20 s on an idle machine)")
-        subprocess.run(
-            [sys.executable, "-m", "training.train", "--tracking-uri", TRACKING_URI,
-             "--artifact-location", str(ARTIFACTS), "--model-name", MODEL_NAME, "--alias", ALIAS],
-            env=env, cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        described = _describe(env)
+        registry.train(TRACKING_URI, str(ARTIFACTS), MODEL_NAME, ALIAS, quiet=True)
+        described = registry.lookup(TRACKING_URI, MODEL_NAME, ALIAS)
         if described is None:
             raise RuntimeError("training finished but no model is registered")
     folder = ARTIFACTS / "models" / described["model_id"] / "artifacts"
@@ -68,16 +50,6 @@ def ensure_model(retrain: bool, progress) -> BenchModel:  # type: ignore[no-unty
         metrics=described["metrics"],
         params=described["params"],
     )
-
-
-def _describe(env: dict[str, str]) -> dict[str, Any] | None:
-    probe = subprocess.run(
-        [sys.executable, "-c", _DESCRIBE, MODEL_NAME, ALIAS],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    if probe.returncode != 0:
-        return None
-    return json.loads(probe.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def image_python(package: str, progress) -> Path | None:  # type: ignore[no-untyped-def]
@@ -150,7 +122,7 @@ def backend_service(
     env = dict(os.environ) | {
         "PUBSUB_EMULATOR_HOST": emulator.address,
         "PROJECT_ID": PROJECT,
-        "BACKEND_PULL_STREAM": results_topic,
+        "RESULTS_TOPIC": results_topic,
         "WEB_CONCURRENCY": "1",
     }
     port = free_port()
@@ -180,30 +152,19 @@ def sample_rides(count: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def expected_durations(folder: Path, rides: list[dict[str, Any]]) -> list[float]:
     """What the predictor must answer for each ride, from the same model and features."""
+    from devstack.rides import expected_duration
     from predictor_service.model import load_model
 
     model = load_model(str(folder))
-    return [
-        model.duration(
-            r["PULocationID"],
-            r["DOLocationID"],
-            r["trip_distance"],
-            datetime.fromisoformat(r["datetime"]),
-        )
-        for r in rides
-    ]
+    return [expected_duration(model, ride) for ride in rides]
 
 
-def push_envelope(ride: dict[str, Any], ride_id: str, reply_to: str = "bench") -> bytes:
+def ride_envelope(ride: dict[str, Any], ride_id: str, reply_to: str = "bench") -> bytes:
     """Wrap a ride as the emulator's push delivery wraps the backend's message."""
     data = json.dumps({"ride_id": ride_id, "features": ride}).encode()
-    return json.dumps(
-        {
-            "message": {
-                "data": base64.b64encode(data).decode(),
-                "attributes": {"ride_id": ride_id, "reply_to": reply_to},
-                "messageId": ride_id,
-            },
-            "subscription": f"projects/{PROJECT}/subscriptions/bench",
-        }
-    ).encode()
+    return push_envelope(
+        data,
+        {"ride_id": ride_id, "reply_to": reply_to},
+        message_id=ride_id,
+        subscription=f"projects/{PROJECT}/subscriptions/bench",
+    )

@@ -8,6 +8,7 @@ backend absorbs: the first result wins).
 """
 
 import os
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,9 +23,20 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 ADDED_ATTRIBUTES = {"reason", "error", "source_message_id", "truncated_from_bytes"}
 POLICY_PREFIX = "CloudPubSubDeadLetter"
 PULL_BATCH = 100
-PULL_BUDGET_S = 10.0
+PULL_BUDGET_S = 60.0
 # A pull with nothing to return waits until its deadline: keep that short, it means "no more".
-EMPTY_PULL_WAIT_S = 2.0
+EMPTY_PULL_WAIT_S = 1.0
+# One empty pull does not mean an empty subscription: Pub/Sub may answer a pull with fewer
+# messages than asked for, none included, while more remain
+# (https://cloud.google.com/pubsub/docs/pull#unary_pull). Only this many empty pulls in a row,
+# each at least EMPTY_PULL_GAP_S apart, count as "no more".
+EMPTY_PULLS = 3
+EMPTY_PULL_GAP_S = 0.5
+# What the tool holds stays leased: each held letter's deadline is set to LEASE_S every
+# EXTEND_EVERY_S, for at most MAX_LEASE_S (then Pub/Sub hands the rest out again).
+LEASE_S = 60
+EXTEND_EVERY_S = 20.0
+MAX_LEASE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -80,33 +92,109 @@ def subscriber_client(emulator_host: str | None = None) -> pubsub_v1.SubscriberC
     return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
 
 
-def fetch(subscriber: Any, subscription: str, limit: int = 1000) -> list[DeadLetter]:
-    """Pull and lease up to `limit` dead letters; `release` or `replay` must follow."""
+def fetch(
+    subscriber: Any,
+    subscription: str,
+    limit: int = 1000,
+    leases: "Leases | None" = None,
+    budget_s: float = PULL_BUDGET_S,
+) -> list[DeadLetter]:
+    """Pull and lease up to `limit` dead letters until the subscription is empty; release or replay.
+
+    A message delivered twice (a lease that lapsed, or Pub/Sub's at-least-once) is kept once,
+    with its latest ack id, the one that acks it.
+    """
     letters: dict[str, DeadLetter] = {}
-    deadline = time.monotonic() + PULL_BUDGET_S
-    while len(letters) < limit and time.monotonic() < deadline:
+    deadline = time.monotonic() + budget_s
+    empty = 0
+    while len(letters) < limit and empty < EMPTY_PULLS and time.monotonic() < deadline:
+        started = time.monotonic()
         try:
             response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": PULL_BATCH},
+                request={
+                    "subscription": subscription,
+                    "max_messages": min(PULL_BATCH, limit - len(letters)),
+                },
                 timeout=EMPTY_PULL_WAIT_S,
             )
+            received = list(response.received_messages)
         except gexc.DeadlineExceeded:
-            break
-        if not response.received_messages:
-            break
-        for received in response.received_messages:
-            m = received.message
-            letters.setdefault(
+            received = []
+        if not received:
+            empty += 1
+            time.sleep(max(0.0, started + EMPTY_PULL_GAP_S - time.monotonic()))
+            continue
+        empty = 0
+        for message in received:
+            m = message.message
+            letter = DeadLetter(
+                message.ack_id,
                 m.message_id,
-                DeadLetter(
-                    received.ack_id,
-                    m.message_id,
-                    m.publish_time.isoformat(),
-                    bytes(m.data),
-                    dict(m.attributes),
-                ),
+                m.publish_time.isoformat(),
+                bytes(m.data),
+                dict(m.attributes),
             )
+            letters[m.message_id] = letter
+            if leases is not None:
+                leases.hold(letter)
     return list(letters.values())
+
+
+class Leases:
+    """Keep the dead letters this run holds leased, extending their deadline in the background."""
+
+    def __init__(
+        self,
+        subscriber: Any,
+        subscription: str,
+        lease_s: int = LEASE_S,
+        every_s: float = EXTEND_EVERY_S,
+        max_s: float = MAX_LEASE_S,
+    ) -> None:
+        self._subscriber, self._subscription = subscriber, subscription
+        self._lease_s, self._every_s, self._max_s = lease_s, every_s, max_s
+        self._held: dict[str, str] = {}  # message id -> its latest ack id
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+        self.extended = 0  # deadline extensions sent, for tests and curious readers
+
+    def __enter__(self) -> "Leases":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def hold(self, letter: DeadLetter) -> None:
+        with self._lock:
+            self._held[letter.message_id] = letter.ack_id
+
+    def drop(self, letters: Iterable[DeadLetter]) -> None:
+        """Stop extending these: acked or handed back."""
+        with self._lock:
+            for letter in letters:
+                self._held.pop(letter.message_id, None)
+
+    def _run(self) -> None:
+        ends = time.monotonic() + self._max_s
+        while not self._stop.wait(self._every_s) and time.monotonic() < ends:
+            with self._lock:
+                ack_ids = list(self._held.values())
+            for i in range(0, len(ack_ids), PULL_BATCH):
+                try:
+                    self._subscriber.modify_ack_deadline(
+                        request={
+                            "subscription": self._subscription,
+                            "ack_ids": ack_ids[i : i + PULL_BATCH],
+                            "ack_deadline_seconds": self._lease_s,
+                        },
+                        timeout=10,
+                    )
+                except gexc.GoogleAPICallError:
+                    continue  # the next round tries again; a lapsed lease means a redelivery
+                self.extended += 1
 
 
 def release(subscriber: Any, subscription: str, letters: Iterable[DeadLetter]) -> None:
@@ -124,16 +212,49 @@ def release(subscriber: Any, subscription: str, letters: Iterable[DeadLetter]) -
 
 
 def replay(
-    publisher: Any, subscriber: Any, subscription: str, topic: str, letters: Iterable[DeadLetter]
+    publisher: Any,
+    subscriber: Any,
+    subscription: str,
+    topic: str,
+    letters: Iterable[DeadLetter],
+    replayed: dict[str, str] | None = None,
+    leases: Leases | None = None,
+    unacked: list[DeadLetter] | None = None,
 ) -> dict[str, str]:
-    """Publish each letter to `topic` as it first was, then ack it; return old id -> new id."""
-    replayed: dict[str, str] = {}
+    """Publish each letter to `topic` as it first was, then ack it; return old id -> new id.
+
+    A letter whose message id is in `replayed` already (this run published it) is only acked:
+    pass the same dict to every call of one run, so that no letter is published twice. Letters
+    published whose ack failed are added to `unacked`: they come back, for `sweep`.
+    """
+    replayed = {} if replayed is None else replayed
     for letter in letters:
         if not letter.replayable:
             raise ValueError(f"dead letter {letter.message_id} was truncated: not replayable")
-        future = publisher.publish(topic, letter.data, **letter.original_attributes())
-        replayed[letter.message_id] = str(future.result(timeout=30))
+        if letter.message_id not in replayed:
+            future = publisher.publish(topic, letter.data, **letter.original_attributes())
+            replayed[letter.message_id] = str(future.result(timeout=30))
+        try:
+            subscriber.acknowledge(
+                request={"subscription": subscription, "ack_ids": [letter.ack_id]}, timeout=10
+            )
+        except gexc.GoogleAPICallError:
+            if unacked is not None:
+                unacked.append(letter)
+        if leases is not None:
+            leases.drop([letter])
+    return replayed
+
+
+def sweep(
+    subscriber: Any, subscription: str, replayed: dict[str, str], budget_s: float = 10.0
+) -> int:
+    """Ack the letters this run replayed that came back (an ack lost); hand back the others."""
+    letters = fetch(subscriber, subscription, budget_s=budget_s)
+    done = [letter for letter in letters if letter.message_id in replayed]
+    release(subscriber, subscription, [x for x in letters if x.message_id not in replayed])
+    for letter in done:
         subscriber.acknowledge(
             request={"subscription": subscription, "ack_ids": [letter.ack_id]}, timeout=10
         )
-    return replayed
+    return len(done)

@@ -7,7 +7,7 @@ import sys
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from . import fetch, release, replay, subscriber_client
+from . import DeadLetter, Leases, fetch, release, replay, subscriber_client, sweep
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -21,8 +21,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--topic",
-        default=env("BACKEND_PUSH_STREAM", "ride-data-push"),
-        help="rides topic to replay to (default: $BACKEND_PUSH_STREAM or %(default)s)",
+        default=env("RIDES_TOPIC", env("BACKEND_PUSH_STREAM", "ride-data-push")),
+        help="rides topic to replay to (default: $RIDES_TOPIC or %(default)s)",
     )
     parser.add_argument("--limit", type=int, default=1000, help="most dead letters to read")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,44 +46,61 @@ def main(argv: list[str] | None = None) -> int:
     topic = f"projects/{args.project}/topics/{args.topic}"
     subscriber = subscriber_client()
     try:
-        letters = fetch(subscriber, subscription, args.limit)
-        if args.command == "list":
-            release(subscriber, subscription, letters)
-            for letter in letters:
-                row = letter.as_json()
-                if args.json:
-                    sys.stdout.write(json.dumps(row) + "\n")
-                else:
-                    sys.stdout.write(
-                        f"{row['message_id']}\t{row['published']}\t{row['reason']}\t"
-                        f"ride_id={row['ride_id']}\t{row['bytes']} B\t{row['error'][:100]}\n"
-                    )
-            sys.stderr.write(f"{len(letters)} dead letter(s) in {subscription}\n")
-            return 0
-        chosen = [
-            letter
-            for letter in letters
-            if (args.all and letter.replayable)
-            or (args.ids and letter.message_id in args.ids)
-            or (args.ride_ids and letter.attributes.get("ride_id") in args.ride_ids)
-            or (args.reason and letter.reason == args.reason)
-        ]
-        for letter in chosen:
-            if not letter.replayable:
-                sys.stderr.write(f"skipping {letter.message_id}: truncated, not replayable\n")
-        chosen = [letter for letter in chosen if letter.replayable]
-        release(subscriber, subscription, [x for x in letters if x not in chosen])
-        publisher = pubsub_v1.PublisherClient()
-        try:
-            replayed = replay(publisher, subscriber, subscription, topic, chosen)
-        finally:
-            publisher.stop()
-        for old, new in replayed.items():
-            sys.stdout.write(f"replayed {old} as {new}\n")
-        sys.stderr.write(f"{len(replayed)} dead letter(s) replayed to {topic}\n")
-        return 0
+        with Leases(subscriber, subscription) as leases:
+            return run(args, subscriber, subscription, topic, leases)
     finally:
         subscriber.close()
+
+
+def run(
+    args: argparse.Namespace, subscriber: object, subscription: str, topic: str, leases: Leases
+) -> int:
+    """List or replay, holding what was pulled leased until it is acked or handed back."""
+    letters = fetch(subscriber, subscription, args.limit, leases)
+    if args.command == "list":
+        release(subscriber, subscription, letters)
+        leases.drop(letters)
+        for letter in letters:
+            row = letter.as_json()
+            if args.json:
+                sys.stdout.write(json.dumps(row) + "\n")
+            else:
+                sys.stdout.write(
+                    f"{row['message_id']}\t{row['published']}\t{row['reason']}\t"
+                    f"ride_id={row['ride_id']}\t{row['bytes']} B\t{row['error'][:100]}\n"
+                )
+        sys.stderr.write(f"{len(letters)} dead letter(s) in {subscription}\n")
+        return 0
+    chosen = [
+        letter
+        for letter in letters
+        if (args.all and letter.replayable)
+        or (args.ids and letter.message_id in args.ids)
+        or (args.ride_ids and letter.attributes.get("ride_id") in args.ride_ids)
+        or (args.reason and letter.reason == args.reason)
+    ]
+    for letter in chosen:
+        if not letter.replayable:
+            sys.stderr.write(f"skipping {letter.message_id}: truncated, not replayable\n")
+    chosen = [letter for letter in chosen if letter.replayable]
+    others = [x for x in letters if x not in chosen]
+    release(subscriber, subscription, others)
+    leases.drop(others)
+    publisher = pubsub_v1.PublisherClient()
+    replayed: dict[str, str] = {}  # this run's, by message id: none is published twice
+    unacked: list[DeadLetter] = []
+    try:
+        replay(publisher, subscriber, subscription, topic, chosen, replayed, leases, unacked)
+    finally:
+        publisher.stop()
+        for old, new in replayed.items():
+            sys.stdout.write(f"replayed {old} as {new}\n")
+    # A letter published whose ack failed comes back: ack it then, without publishing it again.
+    again = sweep(subscriber, subscription, replayed) if unacked else 0
+    sys.stderr.write(f"{len(replayed)} dead letter(s) replayed to {topic}\n")
+    if again:
+        sys.stderr.write(f"{again} replayed letter(s) came back and were acked, not replayed\n")
+    return 0
 
 
 if __name__ == "__main__":

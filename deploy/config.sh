@@ -20,16 +20,24 @@ PUSH_INVOKER_SA_ID="${PUSH_INVOKER_SA_ID:-ride-push-invoker}"
 DEPLOYER_SA_ID="${DEPLOYER_SA_ID:-ride-deployer}"
 
 # Topics, named as the services read them (DESIGN.md).
-BACKEND_PUSH_STREAM="${BACKEND_PUSH_STREAM:-ride-data-push}"
-BACKEND_PULL_STREAM="${BACKEND_PULL_STREAM:-ride-duration-pull}"
+# BACKEND_PUSH_STREAM and BACKEND_PULL_STREAM, the names of earlier releases, still count.
+RIDES_TOPIC="${RIDES_TOPIC:-${BACKEND_PUSH_STREAM:-ride-data-push}}"
+RESULTS_TOPIC="${RESULTS_TOPIC:-${BACKEND_PULL_STREAM:-ride-duration-pull}}"
 DEAD_LETTER_TOPIC="${DEAD_LETTER_TOPIC:-ride-data-dead-letter}"
 
 # The push subscription feeding the predictor and the one keeping dead letters for inspection.
 PUSH_SUBSCRIPTION="${PUSH_SUBSCRIPTION:-ride-data-push-sub}"
 DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_SUBSCRIPTION:-ride-data-dead-letter-sub}"
-# Pub/Sub waits this long for the predictor's answer before redelivering; it covers a cold
-# start behind the startup probe plus one prediction.
-PUSH_ACK_DEADLINE_S="${PUSH_ACK_DEADLINE_S:-60}"
+# Pub/Sub waits this long for the predictor's answer before counting a failed delivery; the
+# same value is the predictor's Cloud Run request timeout (rollout_predictor.sh sets both). A push
+# that wakes the predictor from zero waits for the whole start-up: scheduling and image pull,
+# then up to 240 s of startup probe while the model loads, then the prediction. 360 s covers that
+# in one attempt, so a cold start spends none of MAX_DELIVERY_ATTEMPTS (docs/deploy.md has the
+# arithmetic). Pub/Sub allows at most 600 s, and uses it as the push request's timeout:
+# https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions
+# Start-up counts against the request timeout of the request that started the instance:
+# https://cloud.google.com/run/docs/reference/container-contract
+PUSH_ACK_DEADLINE_S="${PUSH_ACK_DEADLINE_S:-360}"
 # Back-off between redeliveries of a failed push (Pub/Sub allows 0-600 s).
 PUSH_MIN_RETRY_DELAY_S="${PUSH_MIN_RETRY_DELAY_S:-10}"
 PUSH_MAX_RETRY_DELAY_S="${PUSH_MAX_RETRY_DELAY_S:-600}"
@@ -44,6 +52,8 @@ SECRET_AWS_SECRET_ACCESS_KEY="${SECRET_AWS_SECRET_ACCESS_KEY:-mlflow-aws-secret-
 
 # Custom role letting the backend create, read from and delete its own results subscriptions.
 BACKEND_ROLE_ID="${BACKEND_ROLE_ID:-rideBackendResultsSubscriber}"
+# Custom role letting the deployer read and repoint the push subscription, and nothing else.
+DEPLOYER_ROLE_ID="${DEPLOYER_ROLE_ID:-ridePushSubscriptionUpdater}"
 
 # Derived names: not meant to be overridden.
 sa_email() { printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT_ID"; }
@@ -51,5 +61,10 @@ BACKEND_SA="$(sa_email "$BACKEND_SA_ID")"
 PREDICTOR_SA="$(sa_email "$PREDICTOR_SA_ID")"
 PUSH_INVOKER_SA="$(sa_email "$PUSH_INVOKER_SA_ID")"
 DEPLOYER_SA="$(sa_email "$DEPLOYER_SA_ID")"
-# `gcloud builds submit` stages the source here by default; the deployer must read it.
-BUILD_SOURCE_BUCKET="gs://${PROJECT_ID}_cloudbuild"
+# `gcloud builds submit` stages the source here by default; the deployer must read it. gcloud
+# names it from the project id with ':' and '.' (domain-scoped ids such as example.com:rides)
+# turned into '_' and 'google', which bucket names may not contain, into 'elgoog'; a build
+# that names no --region or regional bucket behaviour uses this global name. Source:
+# googlecloudsdk/command_lib/builds/staging_bucket_util.py, GetDefaultStagingBucket (SDK 528).
+build_bucket_project="${PROJECT_ID//[:.]/_}"
+BUILD_SOURCE_BUCKET="gs://${build_bucket_project//google/elgoog}_cloudbuild"

@@ -8,6 +8,11 @@
 # role is this narrow: roles/pubsub.editor would also let it delete topics.
 BACKEND_ROLE_PERMISSIONS="pubsub.subscriptions.consume,pubsub.subscriptions.create"
 BACKEND_ROLE_PERMISSIONS+=",pubsub.subscriptions.delete"
+# Pointing the push subscription at the predictor (and setting its ack deadline) is an update of
+# that one subscription; roles/pubsub.editor on it would also let the deployer delete it, pull
+# from it and change its IAM policy.
+# https://cloud.google.com/pubsub/docs/access-control#permissions
+DEPLOYER_ROLE_PERMISSIONS="pubsub.subscriptions.get,pubsub.subscriptions.update"
 
 project_number() {
   if [[ -n "${PROJECT_NUMBER:-}" ]]; then
@@ -21,21 +26,20 @@ project_number() {
 
 sorted_list() { tr ',' '\n' <<<"$1" | sort | paste -sd, -; }
 
-ensure_backend_role() {
-  local role="$BACKEND_ROLE_ID" have
+# Create a project-level custom role, or update its permissions when they drifted.
+# https://cloud.google.com/iam/docs/creating-custom-roles
+ensure_custom_role() {
+  local role="$1" title="$2" description="$3" permissions="$4" have
   if ! exists gcloud iam roles describe "$role" --project="$PROJECT_ID"; then
-    run gcloud iam roles create "$role" --project="$PROJECT_ID" --stage=GA \
-      --title="ride backend results subscriptions" \
-      --description="Create, pull from and delete per-process results subscriptions" \
-      --permissions="$BACKEND_ROLE_PERMISSIONS"
+    run gcloud iam roles create "$role" --project="$PROJECT_ID" --stage=GA --title="$title" \
+      --description="$description" --permissions="$permissions"
     return
   fi
   have="$(query gcloud iam roles describe "$role" --project="$PROJECT_ID" \
     --format='value(includedPermissions)' || true)"
   # gcloud lists the permissions separated by ';'.
-  if [[ "$(sorted_list "${have//;/,}")" != "$(sorted_list "$BACKEND_ROLE_PERMISSIONS")" ]]; then
-    run gcloud iam roles update "$role" --project="$PROJECT_ID" \
-      --permissions="$BACKEND_ROLE_PERMISSIONS"
+  if [[ "$(sorted_list "${have//;/,}")" != "$(sorted_list "$permissions")" ]]; then
+    run gcloud iam roles update "$role" --project="$PROJECT_ID" --permissions="$permissions"
   fi
 }
 
@@ -77,15 +81,20 @@ setup_iam() {
   [[ -n "$number" ]] || die "cannot read the project number of $PROJECT_ID (set PROJECT_NUMBER)"
   pubsub_agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
 
+  note "custom roles: the backend's results subscriptions, the deployer's push endpoint"
+  ensure_custom_role "$BACKEND_ROLE_ID" "ride backend results subscriptions" \
+    "Create, pull from and delete per-process results subscriptions" "$BACKEND_ROLE_PERMISSIONS"
+  ensure_custom_role "$DEPLOYER_ROLE_ID" "ride push subscription updater" \
+    "Read and repoint the push subscription feeding the predictor" "$DEPLOYER_ROLE_PERMISSIONS"
+
   note "backend: publish rides; create, pull from and delete its own results subscriptions"
-  ensure_backend_role
   grant_project "$backend" "projects/$PROJECT_ID/roles/$BACKEND_ROLE_ID"
-  grant_topic "$BACKEND_PUSH_STREAM" "$backend" roles/pubsub.publisher
+  grant_topic "$RIDES_TOPIC" "$backend" roles/pubsub.publisher
   # On a topic, roles/pubsub.subscriber grants only pubsub.topics.attachSubscription.
-  grant_topic "$BACKEND_PULL_STREAM" "$backend" roles/pubsub.subscriber
+  grant_topic "$RESULTS_TOPIC" "$backend" roles/pubsub.subscriber
 
   note "predictor: publish results and dead letters, read its two secrets"
-  grant_topic "$BACKEND_PULL_STREAM" "$predictor" roles/pubsub.publisher
+  grant_topic "$RESULTS_TOPIC" "$predictor" roles/pubsub.publisher
   grant_topic "$DEAD_LETTER_TOPIC" "$predictor" roles/pubsub.publisher
   grant_secret "$SECRET_AWS_ACCESS_KEY_ID" "$predictor" roles/secretmanager.secretAccessor
   grant_secret "$SECRET_AWS_SECRET_ACCESS_KEY" "$predictor" roles/secretmanager.secretAccessor
@@ -109,7 +118,12 @@ setup_iam() {
   # Setting a push subscription's OIDC account requires acting as that account.
   grant_service_account "$PUSH_INVOKER_SA" "$deployer" roles/iam.serviceAccountUser
   # Pointing the push subscription at the predictor is an update of that one subscription.
-  grant_subscription "$PUSH_SUBSCRIPTION" "$deployer" roles/pubsub.editor
+  grant_subscription "$PUSH_SUBSCRIPTION" "$deployer" "projects/$PROJECT_ID/roles/$DEPLOYER_ROLE_ID"
+  # The build's check step confirms each secret has an enabled version before the deploy names
+  # it; the viewer role reads versions' metadata, never their values.
+  # https://cloud.google.com/secret-manager/docs/access-control
+  grant_secret "$SECRET_AWS_ACCESS_KEY_ID" "$deployer" roles/secretmanager.viewer
+  grant_secret "$SECRET_AWS_SECRET_ACCESS_KEY" "$deployer" roles/secretmanager.viewer
   note "push invoker: roles/run.invoker on $PREDICTOR_SERVICE, granted by cloudbuild.yaml" \
     "once that service exists"
 }

@@ -68,14 +68,16 @@ ensure_subscription() {
 setup_pubsub() {
   note "Pub/Sub topics: rides, results, dead letters"
   local topic
-  for topic in "$BACKEND_PUSH_STREAM" "$BACKEND_PULL_STREAM" "$DEAD_LETTER_TOPIC"; do
+  for topic in "$RIDES_TOPIC" "$RESULTS_TOPIC" "$DEAD_LETTER_TOPIC"; do
     ensure_topic "$topic"
   done
   # Created without an endpoint, because the predictor's URL exists only after its first
   # deploy: rides published before then wait here instead of failing against a placeholder.
   note "push subscription (pull until cloudbuild.yaml points it at the predictor)"
+  # Its ack deadline is the push request's timeout, sized for a predictor cold start; the build
+  # sets the same value on the subscription and as the predictor's request timeout (config.sh).
   ensure_subscription "$PUSH_SUBSCRIPTION" "$PUSH_ACK_DEADLINE_S" "$DEAD_LETTER_TOPIC" \
-    --topic="$BACKEND_PUSH_STREAM"
+    --topic="$RIDES_TOPIC"
   note "dead-letter subscription, so nothing published there is lost"
   ensure_subscription "$DEAD_LETTER_SUBSCRIPTION" "$DEAD_LETTER_ACK_DEADLINE_S" "" \
     --topic="$DEAD_LETTER_TOPIC"

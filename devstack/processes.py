@@ -23,6 +23,25 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def process_tree(pid: int) -> list[int]:
+    """Return `pid` and all its descendants alive now, read from /proc (empty if it is gone)."""
+    if not Path(f"/proc/{pid}").exists():
+        return []
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone since /proc was listed
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
 def http_status(url: str, timeout_s: float = 1.0) -> int | None:
     """GET `url` and return the status code, or None if nothing answered."""
     try:

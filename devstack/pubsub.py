@@ -1,5 +1,7 @@
-"""Create the topics and subscriptions of the stream, as deploy/setup.sh does in GCP."""
+"""The stream on the emulator: topics and subscriptions as deploy/setup.sh makes them in GCP."""
 
+import base64
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,6 +86,22 @@ def provision(topology: Topology, address: str) -> None:
                 "ack_deadline_seconds": 60,
             },
         )
+
+
+def push_envelope(
+    data: bytes,
+    attributes: dict[str, str] | None = None,
+    *,
+    message_id: str = "1",
+    subscription: str = "projects/test-project/subscriptions/test",
+) -> bytes:
+    """Wrap `data` as a push subscription delivers a message to its endpoint."""
+    message = {
+        "data": base64.b64encode(data).decode(),
+        "attributes": attributes or {},
+        "messageId": message_id,
+    }
+    return json.dumps({"message": message, "subscription": subscription}).encode()
 
 
 def _ignore_existing(create, **kwargs) -> None:  # type: ignore[no-untyped-def]

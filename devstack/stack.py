@@ -1,8 +1,6 @@
 """The whole system on loopback: emulator, topics, model, predictor and backend processes."""
 
-import json
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -10,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import registry
 from .emulator import Emulator
 from .processes import Process, free_port, http_status, port_open, wait_until
 from .pubsub import Topology, provision
@@ -42,6 +41,9 @@ class Settings:
     service_env: dict[str, str] = field(default_factory=dict)
     # The gunicorn app spec of the predictor; fault drills wrap the factory (faults.slow_predictor).
     predictor_app: str = "predictor_service:create_app()"
+    # Where a service package reaches Pub/Sub instead of the emulator itself, by package name:
+    # fault drills put a proxy there (faults.grpc_proxy). Provisioning and tools stay direct.
+    pubsub_hosts: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Settings":
@@ -55,14 +57,16 @@ class Settings:
             backend_ports=(int(get("BACKEND_PORT", d.backend_ports[0])),),
             backend_workers=int(get("BACKEND_WORKERS", d.backend_workers)),
             predictor_workers=int(get("PREDICTOR_WORKERS", d.predictor_workers)),
-            rides_topic=get("BACKEND_PUSH_STREAM", d.rides_topic),
-            results_topic=get("BACKEND_PULL_STREAM", d.results_topic),
+            # BACKEND_PUSH_STREAM and BACKEND_PULL_STREAM, the earlier names, still count.
+            rides_topic=get("RIDES_TOPIC") or get("BACKEND_PUSH_STREAM") or d.rides_topic,
+            results_topic=get("RESULTS_TOPIC") or get("BACKEND_PULL_STREAM") or d.results_topic,
             dead_letter_topic=get("DEAD_LETTER_TOPIC", d.dead_letter_topic),
             push_subscription=get("PUSH_SUBSCRIPTION", d.push_subscription),
             dead_letter_subscription=get("DEAD_LETTER_SUBSCRIPTION", d.dead_letter_subscription),
             tracking_uri=get("MLFLOW_TRACKING_URI", d.tracking_uri),
             artifact_location=get("MLFLOW_ARTIFACT_LOCATION", d.artifact_location),
-            model_uri=get("MODEL_URI") or None,
+            # RUN_ID, the seed's way, as the predictor reads it: MODEL_URI wins.
+            model_uri=get("MODEL_URI") or (f"runs:/{r}/model" if (r := get("RUN_ID")) else None),
         )
 
     @property
@@ -108,7 +112,9 @@ class Service:
         if wait:
             self.wait_ready(timeout_s)
 
-    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S, interval_s: float = 0.05) -> None:
+        """Poll /readyz every `interval_s` until it answers 200; raise if the process exits."""
+
         def ready() -> bool:
             if not self.process.alive():
                 tail = self.process.log_tail()
@@ -117,7 +123,7 @@ class Service:
                 raise error(f"{self.package} exited:\n{tail}")
             return http_status(f"{self.url}/readyz") == 200
 
-        wait_until(ready, timeout_s, what=f"{self.package} on {self.url}")
+        wait_until(ready, timeout_s, interval_s, what=f"{self.package} on {self.url}")
 
     def stop(self, timeout_s: float = 15.0) -> float:
         return self.process.stop(timeout_s)
@@ -144,7 +150,7 @@ class Stack:
         self.predictor = Service(
             "predictor_service",
             settings.predictor_port,
-            self._env(settings.predictor_workers, model=True),
+            self._env("predictor_service", settings.predictor_workers, model=True),
             settings.workdir / "predictor.log",
             app=settings.predictor_app,
         )
@@ -152,7 +158,7 @@ class Stack:
             Service(
                 "backend_service",
                 port,
-                self._env(settings.backend_workers),
+                self._env("backend_service", settings.backend_workers),
                 settings.workdir / f"backend-{port}.log",
             )
             for port in settings.backend_ports
@@ -163,13 +169,13 @@ class Stack:
         s = self.settings
         return s.model_uri or f"models:/{s.model_name}@{s.model_alias}"
 
-    def _env(self, workers: int, model: bool = False) -> dict[str, str]:
+    def _env(self, package: str, workers: int, model: bool = False) -> dict[str, str]:
         s = self.settings
         env = dict(os.environ) | {
-            "PUBSUB_EMULATOR_HOST": self.address,
+            "PUBSUB_EMULATOR_HOST": s.pubsub_hosts.get(package, self.address),
             "PROJECT_ID": s.project,
-            "BACKEND_PUSH_STREAM": s.rides_topic,
-            "BACKEND_PULL_STREAM": s.results_topic,
+            "RIDES_TOPIC": s.rides_topic,
+            "RESULTS_TOPIC": s.results_topic,
             "DEAD_LETTER_TOPIC": s.dead_letter_topic,
             "WEB_CONCURRENCY": str(workers),
         }
@@ -201,38 +207,12 @@ class Stack:
         s = self.settings
         if s.model_uri and not s.model_uri.startswith(f"models:/{s.model_name}@"):
             return
-        env = dict(os.environ) | {"MLFLOW_TRACKING_URI": s.tracking_uri, "PYTHONPATH": str(ROOT)}
-        probe = subprocess.run(
-            [sys.executable, "-c", _HAS_MODEL, s.model_name, s.model_alias],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if probe.returncode == 0:
-            self.progress(f"model {json.loads(probe.stdout)} is registered")
+        found = registry.lookup(s.tracking_uri, s.model_name, s.model_alias)
+        if found is not None:
+            self.progress(f"model {found['uri']} is registered")
             return
         self.progress("no model registered yet: training the default model (about 20 s)")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "training.train",
-                "--tracking-uri",
-                s.tracking_uri,
-                "--artifact-location",
-                s.artifact_location,
-                "--model-name",
-                s.model_name,
-                "--alias",
-                s.model_alias,
-            ],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            timeout=900,
-        )
+        registry.train(s.tracking_uri, s.artifact_location, s.model_name, s.model_alias)
 
     def provision(self) -> None:
         provision(self.settings.topology, self.address)
@@ -285,15 +265,3 @@ def start_isolated(emulator: Emulator, workdir: Path, attempts: int = 3, **kwarg
             continue
         return stack
     raise AssertionError("unreachable")
-
-
-_HAS_MODEL = """
-import json, sys
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-try:
-    mv = MlflowClient().get_model_version_by_alias(sys.argv[1], sys.argv[2])
-except MlflowException:
-    sys.exit(1)
-print(json.dumps(f"models:/{mv.name}/{mv.version}"))
-"""

@@ -3,15 +3,16 @@
 import os
 import signal
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from devstack.emulator import Emulator
 from devstack.processes import free_port, port_open, wait_until
+from devstack.rides import expected_duration
 from devstack.stack import Service, Stack, start_isolated
 from predictor_service.model import load_model
 
+from .proxy_process import ProxyProcess
 from .rider import Ride, make_rides
 
 EXIT_WAIT_S = 15.0
@@ -26,14 +27,12 @@ class Lab:
         self.model = load_model(str(model_folder))
         self.workdir = workdir
         self._stacks: list[Stack] = []
+        self._proxies: list[ProxyProcess] = []
         self._emulators: list[Emulator] = []
 
     def expected(self, body: dict[str, Any]) -> float:
         """What the predictor must answer for a ride, from the same model and features."""
-        when = datetime.fromisoformat(body["datetime"])
-        return self.model.duration(
-            body["PULocationID"], body["DOLocationID"], body["trip_distance"], when
-        )
+        return expected_duration(self.model, body)
 
     def rides(self, prefix: str, count: int) -> list[Ride]:
         return make_rides(prefix, count, self.expected)
@@ -66,6 +65,19 @@ class Lab:
         self._stacks.append(stack)
         return stack
 
+    def proxied_stack(
+        self,
+        name: str,
+        *,
+        proxied: tuple[str, ...] = ("backend_service", "predictor_service"),
+        **kwargs: Any,
+    ) -> tuple[Stack, ProxyProcess]:
+        """A stack whose `proxied` services reach Pub/Sub through a fault proxy (no fault set)."""
+        proxy = ProxyProcess(self.emulator.address)
+        self._proxies.append(proxy)
+        hosts = {package: proxy.address for package in proxied}
+        return self.stack(name, pubsub_hosts=hosts, **kwargs), proxy
+
     def slow_predictor_stack(self, name: str, slow_s: float, interval_s: float) -> Stack:
         """A stack whose predictor is `faults.slow_predictor`: see there for the two settings."""
         return self.stack(
@@ -77,6 +89,8 @@ class Lab:
     def close(self) -> None:
         for stack in reversed(self._stacks):
             stack.stop()
+        for proxy in self._proxies:
+            proxy.stop()
         for emulator in self._emulators:
             emulator.stop()
 

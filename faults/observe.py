@@ -111,23 +111,6 @@ class ProcessStats:
     fds: int
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its descendants, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
-    return tree
-
-
 def process_stats(pid: int) -> ProcessStats | None:
     """Resident memory, threads and open file descriptors of one process, or None if gone."""
     try:

@@ -19,6 +19,7 @@ class ScenarioResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
+    figures: dict[str, float] = field(default_factory=dict)  # measured, for tests and docs
 
     @property
     def lost(self) -> int:

@@ -82,9 +82,25 @@ class Rider:
     error.
     """
 
-    def __init__(self, backends: list[str], repost_after_s: float = 12.0) -> None:
+    def __init__(
+        self, backends: list[str], repost_after_s: float = 12.0, keep_alive: bool = False
+    ) -> None:
+        """With `keep_alive`, each thread reuses its connections, as a busy client app would.
+
+        Off by default: drills that kill a backend tell a refused connection from a broken one.
+        """
         self.backends = backends
         self.repost_after_s = repost_after_s
+        self._keep_alive = keep_alive
+        self._local = threading.local()
+
+    def _http(self) -> Any:
+        """The `requests` module, or this thread's session when connections are kept alive."""
+        if not self._keep_alive:
+            return requests
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
 
     def drive(self, ride: Ride, first: int, deadline: float) -> Outcome:
         out = Outcome(ride, started=time.monotonic())
@@ -94,7 +110,7 @@ class Rider:
             url = self.backends[index % len(self.backends)]
             sent = time.monotonic()
             try:
-                response = requests.post(f"{url}/rides", json=ride.body, timeout=HTTP_TIMEOUT_S)
+                response = self._http().post(f"{url}/rides", json=ride.body, timeout=HTTP_TIMEOUT_S)
             except requests.RequestException as err:
                 refused = isinstance(err, requests.ConnectionError) and "refused" in str(err)
                 status = "refused" if refused else "broken"
@@ -115,7 +131,9 @@ class Rider:
         while time.monotonic() < until:
             time.sleep(POLL_S)
             try:
-                response = requests.get(f"{url}/rides/{out.ride.ride_id}", timeout=HTTP_TIMEOUT_S)
+                response = self._http().get(
+                    f"{url}/rides/{out.ride.ride_id}", timeout=HTTP_TIMEOUT_S
+                )
             except requests.RequestException:
                 return
             if response.status_code != 200:

@@ -7,10 +7,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from devstack.processes import process_tree
 from devstack.stack import Stack
 
 from .lab import Lab
-from .observe import ProcessStats, process_stats, process_tree, subscriptions_of
+from .observe import ProcessStats, process_stats, subscriptions_of
 from .process_faults import tap, urls
 from .report import ScenarioResult
 from .rider import EstimateProbe, Rider, double_answers, run_load
@@ -18,8 +19,8 @@ from .rider import EstimateProbe, Rider, double_answers, run_load
 log = logging.getLogger("faults")
 SAMPLE_S = 5.0
 # Allowed growth from the first sample after warm-up to the last. Memory: each answered ride
-# stays in its backend's ResultStore (bounded at 100,000 rides), measured at about 1.7 KB a
-# ride, so a process may grow by a base amount plus that much per ride it handled.
+# stays in its backend's ResultStore (bounded at 100,000 rides; docs/reliability.md has its
+# measured size a ride), so a process may grow by a base amount plus that much per ride it handled.
 RSS_GROWTH_KB = 8 * 1024
 RSS_PER_RIDE_KB = 2.0
 # Threads: gunicorn's request pool (GUNICORN_THREADS, 16) starts threads on demand, at

@@ -180,7 +180,7 @@ def _tool(stack: Stack, *args: str) -> list[str]:
         "PUBSUB_EMULATOR_HOST": stack.address,
         "PROJECT_ID": s.project,
         "DEAD_LETTER_SUBSCRIPTION": s.dead_letter_subscription,
-        "BACKEND_PUSH_STREAM": s.rides_topic,
+        "RIDES_TOPIC": s.rides_topic,
         "PYTHONPATH": str(ROOT),
     }
     done = subprocess.run(

@@ -5,7 +5,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import process_faults, soak, stream_faults
+from . import freeze_faults, process_faults, pubsub_faults, soak, stream_faults
 from .lab import Lab
 from .report import ScenarioResult
 
@@ -19,8 +19,14 @@ SCENARIOS: dict[str, Scenario] = {
     "backend-killed": process_faults.backend_killed,
     "backend-terminated": process_faults.backend_terminated,
     "predictor-terminated": process_faults.predictor_terminated,
+    "backend-frozen": freeze_faults.backend_frozen,
     "poison-and-duplicates": stream_faults.poison_and_duplicates,
     "dead-letters-replayed": stream_faults.dead_letters_replayed,
+    "publish-failing": pubsub_faults.publish_failing,
+    "streams-closed": pubsub_faults.streams_closed,
+    "latency-400": pubsub_faults.latency_400,
+    "results-permission-denied": pubsub_faults.results_permission_denied,
+    "results-not-found": pubsub_faults.results_not_found,
     "soak": soak.short_soak,
 }
 

@@ -5,12 +5,13 @@ import os
 
 from flask import Flask
 
+from ride_stream.logs import TraceContext, configure_logging
+
 from .config import Config
-from .logs import configure_logging
-from .model import LoadedModel, ModelLoadError, load_model
+from .model import ModelLoadError, ServingModel, load_model
 from .publisher import ResultPublisher, make_client
 from .push_auth import PushTokenVerifier, make_verifier
-from .routes import PushRoute, Runtime, bp
+from .routes import Routes, Runtime
 from .secrets import resolve_secret_refs
 
 log = logging.getLogger(__name__)
@@ -19,37 +20,45 @@ log = logging.getLogger(__name__)
 def create_app(
     config: Config | None = None,
     *,
-    model: LoadedModel | None = None,
+    model: ServingModel | None = None,
     publisher: ResultPublisher | None = None,
     push_verifier: PushTokenVerifier | None = None,
 ) -> Flask:
     """Build the app: load the model and create the Pub/Sub client once per worker."""
     config = config or Config.from_env(os.environ)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.project_id)
     if model is None:
-        # boto3, inside MLflow, reads the AWS keys from the environment: resolve any Secret
-        # Manager references to them first. A bad reference stops the start-up.
+        # boto3, inside MLflow in the download's child process, reads the AWS keys from the
+        # environment it inherits: resolve any Secret Manager references to them first.
+        # A bad reference stops the start-up.
         os.environ.update(resolve_secret_refs(os.environ))
         try:
-            model = load_model(config.model_uri)
+            model = load_model(config.model_uri, config.model_input)
         except ModelLoadError as err:
             log.critical("refusing to start: %s", err, extra={"model_uri": config.model_uri})
             raise
     log.info("model loaded", extra={"model_uri": config.model_uri, "model_version": model.version})
     if publisher is None:
         publisher = ResultPublisher(
-            make_client(config.publish_max_latency_s, config.publish_timeout_s),
+            make_client(
+                config.publish_max_latency_s,
+                config.publish_timeout_s,
+                config.publish_max_in_flight,
+            ),
             config.project_id,
             config.results_topic,
             config.dead_letter_topic,
             config.publish_timeout_s,
         )
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = config.max_envelope_bytes
     if push_verifier is None:
-        push_verifier = make_verifier(config.push_audience, config.push_service_account)
+        push_verifier = make_verifier(
+            config.push_audience, config.push_service_account, config.push_auth_mode
+        )
     runtime = Runtime(model=model, publisher=publisher, push_verifier=push_verifier)
     app.extensions["predictor"] = runtime
-    app.register_blueprint(bp)
-    app.wsgi_app = PushRoute(app, runtime, config.max_envelope_bytes)  # type: ignore[method-assign]
+    # Every route is in routes.Routes.table; Flask's own dispatch is never reached.
+    app.wsgi_app = TraceContext(  # type: ignore[method-assign]
+        Routes(runtime, config.max_envelope_bytes)
+    )
     return app

@@ -3,80 +3,99 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ride_stream.settings import Env
+
+from .push_auth import CLOUD_RUN_IAM, MODES, SIGNATURE
+
+# What a pyfunc model without a signature takes; predictor_service.inputs names the columns
+# (it needs pandas, which the native path never loads).
+MODEL_INPUTS = ("course", "ride", "features")
+
 # Pub/Sub caps a message at 10 MB; base64 grows it by a third, plus the envelope around it.
 # https://cloud.google.com/pubsub/quotas#resource_limits
 PUBSUB_MAX_ENVELOPE_BYTES = 14 * 1024 * 1024
-
-
-class ConfigError(ValueError):
-    """One or more settings are missing or malformed; the message lists every one."""
 
 
 @dataclass(frozen=True)
 class Config:
     project_id: str
     model_uri: str
+    # The inputs of a model without a signature: one of MODEL_INPUTS; None when unset.
+    model_input: str | None = None
     results_topic: str = "ride-duration-pull"
     dead_letter_topic: str = "ride-data-dead-letter"
     publish_timeout_s: float = 5.0
     # Only for results that queue while a Publish RPC is in flight: under concurrent pushes,
-    # 1 ms gathers them into fewer RPCs (1,557-1,680 against 1,287-1,444 pushes/s measured);
-    # a result published with nothing in flight leaves at once whatever this is.
+    # 1 ms gathers them into fewer RPCs (docs/benchmarks.md has the measured gain); a result
+    # published with nothing in flight leaves at once whatever this is.
     publish_max_latency_s: float = 0.001
+    # Publish RPCs in flight at once: with tens of milliseconds a round trip, one at a time
+    # would queue each result behind another's RPC (ride_stream.group_commit).
+    publish_max_in_flight: int = 8
     max_envelope_bytes: int = PUBSUB_MAX_ENVELOPE_BYTES
     push_audience: str | None = None
     push_service_account: str | None = None
+    # How push tokens are checked when PUSH_AUDIENCE is set (predictor_service.push_auth).
+    push_auth_mode: str = SIGNATURE
     log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Config":
         """Build the config from environment variables, or raise listing every problem."""
-        errors: list[str] = []
-        model_uri = environ.get("MODEL_URI", "").strip()
-        run_id = environ.get("RUN_ID", "").strip()
+        env = Env(environ)
+        model_uri = env.text("MODEL_URI")
+        run_id = env.text("RUN_ID")
         if not model_uri and run_id:
-            if not environ.get("MLFLOW_TRACKING_URI"):
-                errors.append("RUN_ID needs MLFLOW_TRACKING_URI to find the run")
+            if not env.text("MLFLOW_TRACKING_URI"):
+                env.errors.append("RUN_ID needs MLFLOW_TRACKING_URI to find the run")
             model_uri = f"runs:/{run_id}/model"
         if not model_uri:
-            errors.append("MODEL_URI is required (or RUN_ID with MLFLOW_TRACKING_URI)")
-        project_id = environ.get("PROJECT_ID", "").strip()
-        if not project_id:
-            errors.append("PROJECT_ID is required")
+            env.errors.append("MODEL_URI is required (or RUN_ID with MLFLOW_TRACKING_URI)")
         config = cls(
-            project_id=project_id,
+            project_id=env.required("PROJECT_ID"),
             model_uri=model_uri,
-            results_topic=environ.get("BACKEND_PULL_STREAM", cls.results_topic),
-            dead_letter_topic=environ.get("DEAD_LETTER_TOPIC", cls.dead_letter_topic),
-            publish_timeout_s=_number(environ, "PUBLISH_TIMEOUT_S", cls.publish_timeout_s, errors),
-            publish_max_latency_s=_number(
-                environ, "PUBLISH_MAX_LATENCY_S", cls.publish_max_latency_s, errors, allow_zero=True
+            model_input=_model_input(env),
+            results_topic=env.text(
+                "RESULTS_TOPIC", cls.results_topic, formerly="BACKEND_PULL_STREAM"
             ),
-            max_envelope_bytes=int(
-                _number(environ, "MAX_ENVELOPE_BYTES", cls.max_envelope_bytes, errors)
+            dead_letter_topic=env.text("DEAD_LETTER_TOPIC", cls.dead_letter_topic),
+            publish_timeout_s=env.number("PUBLISH_TIMEOUT_S", cls.publish_timeout_s),
+            publish_max_latency_s=env.number(
+                "PUBLISH_MAX_LATENCY_S", cls.publish_max_latency_s, allow_zero=True
             ),
-            push_audience=environ.get("PUSH_AUDIENCE") or None,
-            push_service_account=environ.get("PUSH_SERVICE_ACCOUNT") or None,
-            log_level=environ.get("LOG_LEVEL", cls.log_level).upper(),
+            publish_max_in_flight=int(
+                env.number("PUBLISH_MAX_IN_FLIGHT", cls.publish_max_in_flight)
+            ),
+            max_envelope_bytes=int(env.number("MAX_ENVELOPE_BYTES", cls.max_envelope_bytes)),
+            push_audience=env.text("PUSH_AUDIENCE") or None,
+            push_service_account=env.text("PUSH_SERVICE_ACCOUNT") or None,
+            push_auth_mode=_push_auth_mode(env),
+            log_level=env.log_level(),
         )
-        if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            errors.append(f"LOG_LEVEL must be a logging level name, got {config.log_level!r}")
-        if errors:
-            raise ConfigError("invalid predictor configuration: " + "; ".join(errors))
+        env.check("predictor")
         return config
 
 
-def _number(
-    environ: Mapping[str, str], name: str, default: float, errors: list[str], *, allow_zero=False
-) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        errors.append(f"{name} must be a number, got {raw!r}")
-        return default
-    if value < 0 or (value == 0 and not allow_zero):
-        errors.append(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {raw!r}")
-    return value
+def _model_input(env: Env) -> str | None:
+    raw = env.text("MODEL_INPUT")
+    if raw and raw not in MODEL_INPUTS:
+        env.errors.append(f"MODEL_INPUT must be one of {', '.join(MODEL_INPUTS)}, got {raw!r}")
+    return raw or None
+
+
+def _push_auth_mode(env: Env) -> str:
+    raw = env.text("PUSH_AUTH_MODE")
+    if raw and raw not in MODES:
+        env.errors.append(f"PUSH_AUTH_MODE must be one of {', '.join(MODES)}, got {raw!r}")
+        return SIGNATURE
+    if raw and not env.text("PUSH_AUDIENCE"):
+        # Without an audience nothing is checked: a mode alone would promise a check not made.
+        env.errors.append(
+            f"PUSH_AUTH_MODE={raw} needs PUSH_AUDIENCE, the audience tokens must carry"
+        )
+    if raw == CLOUD_RUN_IAM and not env.text("PUSH_SERVICE_ACCOUNT"):
+        # Cloud Run's IAM check lets in every holder of run.invoker; with the signature gone,
+        # the email claim is what tells the push invoker from the others.
+        env.errors.append(f"PUSH_AUTH_MODE={raw} needs PUSH_SERVICE_ACCOUNT, the push invoker")
+    # Unset, the safe mode: verify the signature, accept no token whose signature was removed.
+    return raw or SIGNATURE

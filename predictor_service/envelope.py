@@ -1,9 +1,11 @@
-"""The Pub/Sub push envelope in, the result message out."""
+"""The Pub/Sub push envelope: what a push request body holds."""
 
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from .errors import PermanentError
 
@@ -14,6 +16,11 @@ class PushMessage:
     data: bytes
     attributes: dict[str, str]
     subscription: str
+    publish_time: datetime | None = None  # when Pub/Sub accepted the message, if the envelope says
+
+
+# RFC 3339 as Pub/Sub writes it, with up to nanoseconds; datetime keeps microseconds.
+_RFC3339 = re.compile(r"^(?P<base>[^.]+)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$")
 
 
 def parse_envelope(body: bytes) -> PushMessage:
@@ -40,11 +47,18 @@ def parse_envelope(body: bytes) -> PushMessage:
         data=data,
         attributes={str(k): str(v) for k, v in attributes.items()},
         subscription=str(envelope.get("subscription", "")),
+        publish_time=_timestamp(message.get("publishTime") or message.get("publish_time")),
     )
 
 
-def encode_result(ride_id: str, duration_final: float, model_version: str) -> bytes:
-    """Serialise the prediction the backend waits for."""
-    return json.dumps(
-        {"ride_id": ride_id, "duration_final": duration_final, "model_version": model_version}
-    ).encode()
+def _timestamp(value: object) -> datetime | None:
+    """Read an RFC 3339 timestamp; None when absent or unreadable (it only fills a gap)."""
+    match = _RFC3339.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    fraction = (match["frac"] or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if match["zone"] == "Z" else match["zone"]
+    try:
+        return datetime.fromisoformat(f"{match['base']}.{fraction}{zone}")
+    except ValueError:
+        return None

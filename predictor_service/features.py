@@ -3,13 +3,12 @@
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-# TLC timestamps are New York wall-clock time; traffic follows local hours.
-NYC = ZoneInfo("America/New_York")
+from ride_stream.rides import NYC
+
 FEATURE_NAMES = (
     "PULocationID",
     "DOLocationID",

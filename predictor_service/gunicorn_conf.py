@@ -23,7 +23,10 @@ timeout = 0
 graceful_timeout = 8
 # The model and gRPC clients are created per worker, after fork; never preload.
 preload_app = False
+# Cloud Run writes a request log entry for every request; gunicorn's would repeat it.
 accesslog = None
+# Gunicorn's own lines (boot, worker exits, errors) as the same JSON as the app's.
+logger_class = "ride_stream.logs.GunicornLogger"
 
 
 def pre_fork(server: Any, worker: Any) -> None:

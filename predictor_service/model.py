@@ -1,12 +1,19 @@
-"""Load the MLflow-logged LightGBM model once, from a local folder or any MLflow URI."""
+"""Load the model once, from a local folder or any MLflow URI, and check it predicts.
+
+The model's own MLmodel file chooses how it is served: the project's LightGBM booster (a
+`lightgbm` flavor holding a Booster's text file, its features ours) through LightGBM's C API
+(native.py), anything else through mlflow.pyfunc (pyfunc.py), imported only then. A remote URI is
+downloaded by a child process (fetch.py), so this process never imports MLflow for the booster.
+"""
 
 import logging
-import re
+import math
 import tempfile
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -21,16 +28,29 @@ from .features import (
     local_time,
     prepare_features,
 )
+from .fetch import fetch_in_child
 from .native import NativeBooster
 
 log = logging.getLogger(__name__)
 
-_MODELS_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
-_MODELS_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+# The start-up check's ride: a weekday-morning trip the training month has many of.
+CHECK_RIDE = (74, 75, 2.5, datetime(2021, 2, 3, 13, 30, tzinfo=UTC))
+_BOOSTER_CLASSES = (None, "lightgbm.basic.Booster")  # older MLmodel files name no class
 
 
 class ModelLoadError(RuntimeError):
-    """The model at MODEL_URI cannot be resolved, downloaded or read."""
+    """The model at MODEL_URI cannot be resolved, downloaded, read, fed or trusted."""
+
+
+class ServingModel(Protocol):
+    """What the push route needs of a model: its version, and one ride's duration."""
+
+    @property
+    def version(self) -> str: ...
+
+    def duration(
+        self, pickup_zone: int, dropoff_zone: int, miles: float, when: datetime
+    ) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -53,19 +73,40 @@ class LoadedModel:
         return round(float(self.predict(features)[0]), 2)
 
 
-def load_model(uri: str) -> LoadedModel:
-    """Resolve `uri` to a model folder and load it; raise ModelLoadError if anything fails."""
+def load_model(uri: str, model_input: str | None = None) -> ServingModel:
+    """Resolve `uri` to a model folder, load and check it; raise ModelLoadError if anything fails.
+
+    `model_input` (MODEL_INPUT) names the inputs of a pyfunc model that has no signature.
+    """
     try:
         local = _local_path(uri)
-        if local is not None:
-            return _load_folder(local, version=None)
-        pinned_uri, version = _pin(uri)
-        folder = _download(pinned_uri)
-        return _load_folder(folder, version)
+        version = None
+        if local is None:
+            log.info("downloading model artifacts", extra={"model_uri": uri})
+            started = time.monotonic()
+            local, version = fetch_in_child(uri, Path(tempfile.mkdtemp(prefix="model-")))
+            seconds = round(time.monotonic() - started, 3)
+            log.info("downloaded model artifacts", extra={"model_uri": uri, "seconds": seconds})
+        model = _load_folder(local, version, model_input)
+        check(model)
+        return model
     except ModelLoadError:
         raise
-    except Exception as err:  # MLflow, boto3 and lightgbm raise many unrelated types
+    except Exception as err:  # MLflow, boto3 and the model's library raise many unrelated types
         raise ModelLoadError(f"cannot load model {uri!r}: {type(err).__name__}: {err}") from err
+
+
+def check(model: ServingModel) -> None:
+    """Predict one known ride; raise ModelLoadError unless the answer is a finite number."""
+    try:
+        minutes = model.duration(*CHECK_RIDE)
+    except Exception as err:  # whatever the model's library raises, the model cannot serve
+        raise ModelLoadError(
+            f"the model failed its start-up prediction: {type(err).__name__}: {err}"
+        ) from err
+    if not isinstance(minutes, float) or not math.isfinite(minutes):
+        raise ModelLoadError(f"the model's start-up prediction is not a finite number: {minutes}")
+    log.info("start-up prediction", extra={"minutes": minutes, "model_version": model.version})
 
 
 def _local_path(uri: str) -> Path | None:
@@ -76,45 +117,40 @@ def _local_path(uri: str) -> Path | None:
     return Path(uri)
 
 
-def _pin(uri: str) -> tuple[str, str | None]:
-    """Resolve a registry alias to its version first, so the version reported is the one loaded."""
-    from mlflow import MlflowClient  # imported only when the registry is used: it is slow
-
-    if match := _MODELS_ALIAS.match(uri):
-        name = match["name"]
-        version = MlflowClient().get_model_version_by_alias(name, match["alias"]).version
-        return f"models:/{name}/{version}", f"{name}/{version}"
-    if match := _MODELS_VERSION.match(uri):
-        return uri, f"{match['name']}/{match['version']}"
-    return uri, None
-
-
-def _download(uri: str) -> Path:
-    import mlflow.artifacts
-
-    target = tempfile.mkdtemp(prefix="model-")
-    log.info("downloading model artifacts", extra={"model_uri": uri})
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target))
-
-
-def _load_folder(folder: Path, version: str | None) -> LoadedModel:
+def _load_folder(folder: Path, version: str | None, model_input: str | None) -> ServingModel:
     mlmodel_path = folder / "MLmodel"
     if not mlmodel_path.is_file():
         raise ModelLoadError(f"{folder} is not an MLflow model folder (no MLmodel file)")
     mlmodel = yaml.safe_load(mlmodel_path.read_text())
+    version = version or _version(mlmodel)
+    native = _native(folder, mlmodel, version)
+    if native is not None:
+        return native
+    from . import pyfunc  # only for a model the native path cannot take
+
+    try:
+        return pyfunc.load(folder, version, mlmodel, model_input)
+    except pyfunc.InputMismatch as err:
+        raise ModelLoadError(f"{folder}: cannot feed this model: {err}") from err
+
+
+def _native(folder: Path, mlmodel: dict[str, Any], version: str) -> LoadedModel | None:
+    """The project's booster through LightGBM's C API; None for any other model."""
     flavor = (mlmodel.get("flavors") or {}).get("lightgbm")
-    if not flavor:
-        raise ModelLoadError(f"{folder} holds no lightgbm flavor; found {list(mlmodel['flavors'])}")
+    if not flavor or flavor.get("model_class") not in _BOOSTER_CLASSES:
+        return None
     booster = NativeBooster(folder / flavor["data"])
     # training logs the pair table beside the booster (mlflow's extra_files)
     table_path = folder / "extra_files" / PAIR_TABLE_FILE
     pairs = PairTable.from_json(table_path.read_text()) if table_path.is_file() else None
-    expected = len(MODEL_FEATURE_NAMES if pairs else FEATURE_NAMES)
-    if booster.num_features != expected:
-        raise ModelLoadError(
-            f"{folder}: the booster takes {booster.num_features} features, but with"
-            f"{'' if pairs else 'out'} a pair table the predictor gives it {expected}"
-        )
-    if version is None:
-        version = mlmodel.get("model_id") or f"run:{mlmodel.get('run_id', 'unknown')}"
-    return LoadedModel(version=str(version), booster=booster, pairs=pairs)
+    if booster.num_features != len(MODEL_FEATURE_NAMES if pairs else FEATURE_NAMES):
+        log.info("the booster's features are not the project's: serving it through pyfunc")
+        return None
+    return LoadedModel(version=version, booster=booster, pairs=pairs)
+
+
+def _version(mlmodel: dict[str, Any]) -> str:
+    """A model from a folder: the run that logged it, else MLflow's model id."""
+    if mlmodel.get("run_id"):
+        return f"run:{mlmodel['run_id']}"
+    return str(mlmodel.get("model_id") or mlmodel.get("model_uuid") or "unknown")

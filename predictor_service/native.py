@@ -1,9 +1,10 @@
 """A LightGBM booster driven through LightGBM's C API, without importing the lightgbm package.
 
-`import lightgbm` pulls in scipy, and pandas and scikit-learn where they are installed: about
-1.4 s and 60 MB per worker here, for a model that needs neither. Its `Booster.predict` also
-spends about 150 us of Python on validation per call; the C API's single-row fast path takes a
-few microseconds. The numbers are the same: it is the same library evaluating the same trees.
+`import lightgbm` pulls in scipy, and pandas and scikit-learn where they are installed, which
+costs every worker start-up time and memory for a model that needs neither; its
+`Booster.predict` also validates its input in Python on every call, where the C API's
+single-row fast path does not (docs/benchmarks.md has both costs measured). The numbers are the
+same: it is the same library evaluating the same trees.
 """
 
 import ctypes

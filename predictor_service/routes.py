@@ -1,60 +1,68 @@
-"""HTTP edge: the push endpoint (plain WSGI, the hot path) and the health probes (Flask)."""
+"""HTTP edge: every route of the predictor, in one table of plain WSGI handlers.
+
+Push deliveries are all the traffic a predictor gets, and their answer is a bare status:
+Flask's request context, routing and response objects would cost about as much CPU as the
+prediction and the publish together. Flask holds the app (the factory's product and its test
+client); this table is what answers every request.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from ride_stream.messages import REPLY_TO, RIDE_ID, InvalidMessage, decode_ride, encode_result
 
-from .envelope import PushMessage, encode_result, parse_envelope
+from .envelope import PushMessage, parse_envelope
 from .errors import PermanentError, TransientError
-from .model import LoadedModel
+from .model import ServingModel
 from .publisher import ResultPublisher
 from .push_auth import PushAuthError, PushTokenVerifier
-from .rides import decode_ride
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger(__name__)
-bp = Blueprint("predictor", __name__)
+Handler = Callable[["WSGIEnvironment", "StartResponse"], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
 class Runtime:
-    model: LoadedModel
+    model: ServingModel
     publisher: ResultPublisher
     push_verifier: PushTokenVerifier | None = None
 
 
-def runtime() -> Runtime:
-    return current_app.extensions["predictor"]  # type: ignore[no-any-return]
+class Routes:
+    """The predictor's WSGI callable: look the request up in `table`, answer with its handler."""
 
-
-class PushRoute:
-    """`POST /` as a plain WSGI handler in front of the Flask app, which serves the rest.
-
-    Push deliveries are all the traffic a predictor gets, and their answer is a bare status:
-    Flask's request context, routing and response objects cost about as much CPU as the
-    prediction and the publish together, so this route does without them.
-    """
-
-    def __init__(self, app: Flask, runtime: Runtime, max_body_bytes: int) -> None:
-        self.fallback = app.wsgi_app
+    def __init__(self, runtime: Runtime, max_body_bytes: int) -> None:
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
+        self.table: dict[tuple[str, str], Handler] = {
+            ("POST", "/"): self.push,  # Pub/Sub's push deliveries
+            ("GET", "/healthz"): self.healthz,  # liveness
+            ("GET", "/readyz"): self.readyz,  # Cloud Run's startup probe
+        }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != "/" or environ.get("REQUEST_METHOD") != "POST":
-            return self.fallback(environ, start_response)
-        status = self.answer(environ)
-        # A 204 carries no body and no length; the others say their empty body is empty.
-        start_response(STATUS_LINES[status], [] if status == 204 else [("Content-Length", "0")])
-        return []
+        path = environ.get("PATH_INFO", "")
+        handler = self.table.get((environ.get("REQUEST_METHOD", ""), path))
+        if handler is not None:
+            return handler(environ, start_response)
+        allowed = sorted(method for method, known in self.table if known == path)
+        if allowed:
+            return respond(start_response, 405, headers=[("Allow", ", ".join(allowed))])
+        return respond(start_response, 404)
+
+    def push(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one push delivery with a bare status: 204 acks, 503 and 500 redeliver."""
+        return respond(start_response, self.answer(environ))
 
     def answer(self, environ: WSGIEnvironment) -> int:
         """The status for one push delivery: 204 acks, 503 and 500 ask for redelivery."""
@@ -74,10 +82,34 @@ class PushRoute:
             log.exception("push failed, asking for redelivery")
             return 500
 
+    def healthz(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return respond(start_response, 200, {"status": "ok"})
 
-STATUS_LINES = {
-    code: f"{code} {HTTPStatus(code).phrase}" for code in (204, 401, 403, 413, 500, 503)
-}
+    def readyz(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # The factory loads the model before the worker accepts connections: serving is ready.
+        ready = {"status": "ready", "model_version": self.runtime.model.version}
+        return respond(start_response, 200, ready)
+
+
+STATUS_LINES = {int(code): f"{code.value} {code.phrase}" for code in HTTPStatus}
+
+
+def respond(
+    start_response: StartResponse,
+    status: int,
+    body: dict[str, str] | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    """Start the response; a 204 has no body and no length, the others say their length."""
+    if status == 204:
+        start_response(STATUS_LINES[status], headers or [])
+        return []
+    data = b"" if body is None else json.dumps(body, sort_keys=True).encode() + b"\n"
+    headers = [*(headers or []), ("Content-Length", str(len(data)))]
+    if body is not None:
+        headers.append(("Content-Type", "application/json"))
+    start_response(STATUS_LINES[status], headers)
+    return [data]
 
 
 def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
@@ -99,17 +131,23 @@ def push(rt: Runtime, body: bytes, authorization: str | None) -> int:
     message = None
     try:
         message = parse_envelope(body)
-        ride = decode_ride(message.data)
+        # A ride without its own pickup time was requested when it was published.
+        ride = decode_ride(message.data, message.publish_time or datetime.now(UTC))
+    except InvalidMessage as err:
+        assert message is not None  # the envelope parsed; its data is what is invalid
+        dead_letter(rt.publisher, PermanentError(err.reason, err.detail, message.data), message)
+        return 204
     except PermanentError as err:
         dead_letter(rt.publisher, err, message)
         return 204
     duration = rt.model.duration(
         ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.pickup_datetime
     )
-    attributes = {"ride_id": ride.ride_id}
-    if reply_to := message.attributes.get("reply_to"):
-        attributes["reply_to"] = reply_to
-    rt.publisher.publish_result(encode_result(ride.ride_id, duration, rt.model.version), attributes)
+    attributes = {RIDE_ID: ride.ride_id}
+    if reply_to := message.attributes.get(REPLY_TO):
+        attributes[REPLY_TO] = reply_to
+    result = encode_result(ride.result_ride_id, duration, rt.model.version)
+    rt.publisher.publish_result(result, attributes)
     return 204
 
 
@@ -126,14 +164,3 @@ def dead_letter(
         "dead-lettered a push message",
         extra={"reason": err.reason, "error": err.detail[:200], "dead_letter_id": message_id},
     )
-
-
-@bp.get("/healthz")
-def healthz() -> Response:
-    return jsonify(status="ok")
-
-
-@bp.get("/readyz")
-def readyz() -> Response:
-    # The factory loads the model before the worker accepts connections: serving means ready.
-    return jsonify(status="ready", model_version=runtime().model.version)

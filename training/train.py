@@ -25,6 +25,7 @@ from predictor_service.features import (
 from .coarse import fit_coarse, predict_many
 from .data import TRAIN_FILE, VALID_FILE, features, load_trips, rmse
 from .pairs import fit_pair_table, out_of_fold_features
+from .tracking import experiment
 
 log = logging.getLogger("training")
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
     pairs = fit_pair_table(train)
     x_train = out_of_fold_features(train, features(train))
     x_valid = add_pair_features(features(valid), pairs)
-    experiment_id = _experiment(args.experiment, args.artifact_location)
+    experiment_id = experiment(args.experiment, args.artifact_location)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         booster = _fit_booster(x_train, train.duration.to_numpy(), args.num_boost_round)
         valid_rmse = rmse(booster.predict(x_valid), valid.duration)
@@ -142,13 +143,6 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
         "run_id": run.info.run_id,
         "model_version": version,
     }
-
-
-def _experiment(name: str, artifact_location: str | None) -> str:
-    found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    return str(mlflow.create_experiment(name, artifact_location=artifact_location))
 
 
 def _fit_booster(x, y, rounds: int) -> lgb.Booster:  # type: ignore[no-untyped-def]

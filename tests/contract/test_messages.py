@@ -1,17 +1,15 @@
-"""The two services share no code: these tests hold both sides to one message format."""
+"""Both sides of the message contract: what the backend publishes, the predictor reads back."""
 
 import json
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 
 from backend_service.rides import InvalidRide, parse_ride
-from backend_service.stream import ResultListener
-from predictor_service.envelope import encode_result, parse_envelope
-from predictor_service.errors import PermanentError
-from predictor_service.rides import decode_ride
-from tests.helpers import push_envelope
+from devstack.pubsub import push_envelope
+from predictor_service.envelope import parse_envelope
+from ride_stream.messages import InvalidMessage, decode_ride, encode_result
+from tests.kit.fakes import offline_listener, received_message
 
 NOW = datetime(2021, 2, 3, 13, 30, tzinfo=UTC)
 VALID = [
@@ -55,7 +53,7 @@ def test_ride_published_by_the_backend_is_read_by_the_predictor(ride):
     assert decoded.ride_id == "ride-1"
     assert (decoded.pickup_zone, decoded.dropoff_zone) == (parsed.pickup_zone, parsed.dropoff_zone)
     assert decoded.trip_distance == parsed.trip_distance
-    assert decoded.pickup_datetime == parsed.local_datetime
+    assert decoded.pickup_datetime == parsed.pickup_datetime
 
 
 @pytest.mark.parametrize("ride", VALID + INVALID)
@@ -64,24 +62,53 @@ def test_both_sides_agree_on_what_a_valid_ride_is(ride):
     try:
         decode_ride(message)
         predictor_accepts = True
-    except PermanentError:
+    except InvalidMessage:
         predictor_accepts = False
 
     assert backend_accepts(ride) == (ride in VALID)
-    # The backend fills a missing datetime before publishing; the predictor requires one.
+    # Without a publish time, the predictor needs the ride's own (the backend always sends one).
     assert predictor_accepts == (ride in VALID and "datetime" in ride)
+
+
+@pytest.mark.parametrize("ride", VALID + INVALID)
+def test_a_ride_without_datetime_is_taken_at_its_publish_time(ride):
+    message = json.dumps({"ride_id": "ride-1", "features": ride}).encode()
+    envelope = push_envelope(message, {"ride_id": "ride-1"})
+    pushed = json.loads(envelope)
+    pushed["message"]["publishTime"] = "2021-02-03T13:30:00.123456789Z"
+    parsed = parse_envelope(json.dumps(pushed).encode())
+
+    try:
+        decoded = decode_ride(parsed.data, parsed.publish_time)
+    except InvalidMessage:
+        decoded = None
+
+    assert (decoded is not None) == backend_accepts(ride)
+    if decoded is not None and "datetime" not in ride:
+        assert decoded.pickup_datetime == datetime(2021, 2, 3, 13, 30, 0, 123456, tzinfo=UTC)
+
+
+def test_the_course_event_is_answered_with_its_ride_id():
+    event = {
+        "ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66},
+        "ride_id": 123,
+    }
+    ride = decode_ride(json.dumps(event).encode(), NOW)
+    received: list = []
+    listener = offline_listener(received, reply_to="backend-1")
+
+    result = encode_result(ride.result_ride_id, 9.5, "v")
+    listener._on_message(received_message(result, ride_id=ride.ride_id, reply_to="backend-1"))
+
+    assert json.loads(result)["ride_id"] == 123
+    assert received == [("123", 9.5, "v")]
 
 
 def test_result_published_by_the_predictor_is_read_by_the_backend():
     received: list = []
-    listener = ResultListener(
-        client=None, project_id="p", results_topic="results",
-        on_result=lambda *args: received.append(args), ttl_s=86400, reply_to="backend-1",
-    )  # fmt: skip
-    message = SimpleNamespace(
-        data=encode_result("ride-1", 12.34, "ride-duration/2"),
-        attributes={"ride_id": "ride-1", "reply_to": "backend-1"},
-        ack=lambda: None,
+    listener = offline_listener(received, reply_to="backend-1")
+    message = received_message(
+        encode_result("ride-1", 12.34, "ride-duration/2"), ride_id="ride-1", reply_to="backend-1"
     )
 
     listener._on_message(message)

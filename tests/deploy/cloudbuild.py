@@ -28,8 +28,39 @@ BUILTINS = {
     "SERVICE_ACCOUNT_EMAIL",
     "SERVICE_ACCOUNT",
 }
-# "$$" is a literal dollar; "$NAME" and "${NAME}" are substitutions.
-_REFERENCE = re.compile(r"\$\$|\$\{(\w+)\}|\$(\w+)")
+# "$$" is a literal dollar; "$NAME" and "${NAME}" are substitutions, and "${NAME:-word}" is the
+# one bash-style expansion this template uses (options.dynamicSubstitutions): NAME's value, or
+# word expanded when that is empty. Cloud Build's own evaluator treats an unset name as empty:
+# GoogleCloudPlatform/cloud-build-local subst/bash_utils.go.
+_DOLLAR = re.compile(r"\$(?:\$|\{(\w+)(:-)?|(\w+))")
+
+
+def _expand(text: str, values: dict[str, str], start: int, nested: bool) -> tuple[str, int]:
+    """Expand `text` from `start` to its end, or to the '}' closing a default when `nested`."""
+    out: list[str] = []
+    i = start
+    while i < len(text) and not (nested and text[i] == "}"):
+        match = _DOLLAR.match(text, i)
+        if match is None:
+            out.append(text[i])
+            i += 1
+        elif match[0] == "$$":
+            out.append("$")
+            i = match.end()
+        elif match[3]:
+            out.append(values.get(match[3], ""))
+            i = match.end()
+        else:
+            value = values.get(match[1], "")
+            i = match.end()
+            if match[2]:
+                default, i = _expand(text, values, i, nested=True)
+                value = value or default
+            if i >= len(text) or text[i] != "}":
+                raise ValueError(f"unsupported expansion in {text!r}")
+            out.append(value)
+            i += 1
+    return "".join(out), i
 
 
 def load(path: Path = CONFIG) -> dict[str, Any]:
@@ -49,19 +80,13 @@ def strings(node: Any) -> list[str]:
 
 
 def references(text: str) -> set[str]:
-    """The substitution names `text` refers to (escaped dollars are not references)."""
-    return {m[1] or m[2] for m in _REFERENCE.finditer(text) if m[0] != "$$"}
+    """The substitution names `text` refers to, defaults included (not escaped dollars)."""
+    return {m[1] or m[3] for m in _DOLLAR.finditer(text.replace("$$", "")) if m[1] or m[3]}
 
 
 def substitute(text: str, values: dict[str, str]) -> str:
     """Expand `text` as Cloud Build would with `values`; unknown names become empty."""
-
-    def expand(match: re.Match[str]) -> str:
-        if match[0] == "$$":
-            return "$"
-        return values.get(match[1] or match[2], "")
-
-    return _REFERENCE.sub(expand, text)
+    return _expand(text, values, 0, nested=False)[0]
 
 
 def values(config: dict[str, Any], **builtins: str) -> dict[str, str]:
@@ -92,3 +117,23 @@ def predictor_step_env(**overrides: str) -> dict[str, str]:
     expanded = default_values(**overrides)
     entries = step(load(), "deploy-predictor")["env"]
     return dict(substitute(entry, expanded).split("=", 1) for entry in entries)
+
+
+# An image reference with a tag, by the grammar of distribution/reference (reference.go):
+# [domain[:port]/]path-component[/path-component...]:tag, every path component lower case.
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+TAGGED_REFERENCE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*:[\w][\w.-]{{0,127}}")
+
+
+def image_references(config: dict[str, Any], values: dict[str, str]) -> list[str]:
+    """Every image the build names, expanded: images:, --tag=, --image=, docker push, IMAGE=."""
+    found = list(config["images"])
+    for build_step in config["steps"]:
+        args = build_step.get("args", [])
+        found += [a.split("=", 1)[1] for a in args if a.startswith(("--tag=", "--image="))]
+        if args[:1] == ["push"]:
+            found.append(args[1])
+        found += [e.split("=", 1)[1] for e in build_step.get("env", []) if e.startswith("IMAGE=")]
+    return [substitute(reference, values) for reference in found]

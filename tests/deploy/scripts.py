@@ -49,6 +49,23 @@ def parse_plan(text: str) -> Plan:
     return Plan(commands, checks, text)
 
 
+def command(plan: Plan, *prefix: str) -> list[str]:
+    """The first command of `plan` that starts with the words `prefix`."""
+    return next(c for c in plan.commands if c[: len(prefix)] == list(prefix))
+
+
+def flag(argv: list[str], name: str) -> str:
+    """The value of `--name=value` in `argv`."""
+    return next(a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}="))
+
+
+def env_vars(deploy: list[str]) -> dict[str, str]:
+    """The `--set-env-vars` of a `gcloud run deploy` command, as a dict."""
+    # The script joins them with '|' behind gcloud's '^|^' escape, so values may hold commas.
+    joined = flag(deploy, "set-env-vars").removeprefix("^|^")
+    return dict(item.split("=", 1) for item in joined.split("|"))
+
+
 def base_env(**extra: str) -> dict[str, str]:
     """The caller's PATH and HOME only, plus `extra`: no stray project or credentials."""
     return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")} | extra

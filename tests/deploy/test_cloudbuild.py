@@ -1,6 +1,7 @@
 """cloudbuild.yaml: Cloud Build's own schema, its substitutions, and the order of its steps."""
 
 import importlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -20,13 +21,21 @@ CONFIG_SH_NAMES = {
     "_BACKEND_SA_ID": "BACKEND_SA_ID",
     "_PREDICTOR_SA_ID": "PREDICTOR_SA_ID",
     "_PUSH_INVOKER_SA_ID": "PUSH_INVOKER_SA_ID",
-    "_BACKEND_PUSH_STREAM": "BACKEND_PUSH_STREAM",
-    "_BACKEND_PULL_STREAM": "BACKEND_PULL_STREAM",
+    "_RIDES_TOPIC": "RIDES_TOPIC",
+    "_RESULTS_TOPIC": "RESULTS_TOPIC",
     "_DEAD_LETTER_TOPIC": "DEAD_LETTER_TOPIC",
     "_PUSH_SUBSCRIPTION": "PUSH_SUBSCRIPTION",
     "_SECRET_AWS_ACCESS_KEY_ID": "SECRET_AWS_ACCESS_KEY_ID",
     "_SECRET_AWS_SECRET_ACCESS_KEY": "SECRET_AWS_SECRET_ACCESS_KEY",
+    "_PUSH_ACK_DEADLINE_S": "PUSH_ACK_DEADLINE_S",
 }
+# A manual `gcloud builds submit`: Cloud Build sets BUILD_ID, and no COMMIT_SHA.
+MANUAL_BUILD = {"PROJECT_ID": "demo-project", "BUILD_ID": "4d7f0a52-9c3e-4b61-8f2a-0e5b7c9d1a36"}
+# Built-in substitutions `gcloud builds submit --substitutions` accepts (`gcloud builds submit
+# --help`, SDK 528); every other key must be a user substitution the template defines.
+SUBMITTABLE_BUILTINS = {"REPO_NAME", "BRANCH_NAME", "TAG_NAME", "REVISION_ID", "COMMIT_SHA"}
+SUBMITTABLE_BUILTINS |= {"SHORT_SHA"}
+DOCKER_BUILDER = "gcr.io/cloud-builders/docker:20.10.24"
 
 
 def submit(config: Path, gcloud_config: Path) -> subprocess.CompletedProcess[str]:
@@ -61,7 +70,7 @@ def test_gcloud_reports_a_schema_error_before_credentials(
 
     done = submit(broken, gcloud_config)
 
-    assert f"interpreting {broken} as build config: .steps[1].waitfor: unused" in done.stderr
+    assert f"interpreting {broken} as build config: .steps[0].waitfor: unused" in done.stderr
 
 
 def test_every_reference_is_a_builtin_or_a_substitution() -> None:
@@ -92,18 +101,31 @@ def test_names_match_deploy_config_defaults() -> None:
     }
 
 
-def test_images_build_in_parallel_after_the_tag_check() -> None:
+def test_check_and_both_builds_start_at_once() -> None:
     config = cloudbuild.load()
 
-    for step_id in ("build-backend", "build-predictor"):
-        assert cloudbuild.step(config, step_id)["waitFor"] == ["check-tag"]
+    for step_id in ("check", "build-backend", "build-predictor"):
+        assert cloudbuild.step(config, step_id)["waitFor"] == ["-"]
 
 
-def test_each_deploy_waits_only_for_its_own_image() -> None:
+def test_neither_service_deploys_before_the_check_and_both_images() -> None:
     config = cloudbuild.load()
 
-    assert cloudbuild.step(config, "deploy-backend")["waitFor"] == ["push-backend"]
-    assert cloudbuild.step(config, "deploy-predictor")["waitFor"] == ["push-predictor"]
+    for step_id in ("deploy-backend", "deploy-predictor"):
+        assert cloudbuild.step(config, step_id)["waitFor"] == [
+            "check",
+            "push-backend",
+            "push-predictor",
+        ]
+
+
+def test_check_runs_the_predictor_rollout_in_check_mode_with_its_environment() -> None:
+    config = cloudbuild.load()
+    check, deploy = cloudbuild.step(config, "check"), cloudbuild.step(config, "deploy-predictor")
+
+    assert check["args"] == ["deploy/rollout_predictor.sh", "--check"]
+    assert deploy["args"] == ["deploy/rollout_predictor.sh"]
+    assert check["env"] == deploy["env"]
 
 
 def test_images_are_tagged_with_the_commit_by_default() -> None:
@@ -119,17 +141,56 @@ def test_images_are_tagged_with_the_commit_by_default() -> None:
     assert config["options"]["dynamicSubstitutions"] is True
 
 
-@pytest.mark.parametrize(("tag", "code"), [("", 1), ("0123abcd", 0)])
-def test_tag_check_fails_only_without_a_tag(tag: str, code: int) -> None:
+def test_a_manual_build_names_every_image_with_a_tag() -> None:
+    # Cloud Build validates `images:` when the build is submitted: an empty tag fails it there.
     config = cloudbuild.load()
-    check = cloudbuild.step(config, "check-tag")
-    values = cloudbuild.values(config, PROJECT_ID="demo-project", COMMIT_SHA=tag)
-    argv = [cloudbuild.substitute(arg, values) for arg in check["args"]]
+    values = cloudbuild.values(config, **MANUAL_BUILD)
 
-    done = subprocess.run([check["entrypoint"], *argv], capture_output=True, text=True, check=False)
+    references = cloudbuild.image_references(config, values)
 
-    assert done.returncode == code
-    assert ("COMMIT_SHA=$(git rev-parse HEAD)" in done.stderr) is (code == 1)
+    invalid = [r for r in references if not cloudbuild.TAGGED_REFERENCE.fullmatch(r)]
+    assert invalid == []
+    assert len(references) == 9
+    assert {r.rpartition(":")[2] for r in references} == {f"manual-{MANUAL_BUILD['BUILD_ID']}"}
+
+
+def test_a_tag_passed_to_the_build_names_every_image() -> None:
+    config = cloudbuild.load()
+    values = cloudbuild.values(config, **MANUAL_BUILD) | {"_TAG": "9f8e7d6"}
+
+    references = cloudbuild.image_references(config, values)
+
+    assert {r.rpartition(":")[2] for r in references} == {"9f8e7d6"}
+
+
+def submitted_keys(text: str) -> set[str]:
+    """The keys every `--substitutions` in `text` passes."""
+    lists = re.findall(r"--substitutions[= ](?:\"([^\"]*)\"|([^\s`]+))", text)
+    return {key for quoted, bare in lists for key in re.findall(r"(?:^|,)(\w+)=", quoted or bare)}
+
+
+@pytest.mark.parametrize("document", ["docs/deploy.md", "README.md", "cloudbuild.yaml"])
+def test_documented_substitutions_are_ones_the_build_accepts(document: str) -> None:
+    keys = submitted_keys((ROOT / document).read_text())
+
+    accepted = set(cloudbuild.load()["substitutions"]) | SUBMITTABLE_BUILTINS
+    assert keys - accepted == set()
+
+
+def test_documentation_passes_a_tag_and_a_tracking_server() -> None:
+    assert {"_TAG", "_MLFLOW_TRACKING_URI"} <= submitted_keys((ROOT / "docs/deploy.md").read_text())
+
+
+def test_every_docker_step_uses_the_pinned_builder() -> None:
+    config = cloudbuild.load()
+    values = cloudbuild.values(config, **MANUAL_BUILD)
+
+    builders = {cloudbuild.substitute(s["name"], values) for s in config["steps"]}
+
+    docker = {b for b in builders if "cloud-builders/docker" in b}
+    assert docker == {DOCKER_BUILDER}
+    build_predictor = cloudbuild.step(config, "build-predictor")
+    assert cloudbuild.substitute(build_predictor["name"], values) == DOCKER_BUILDER
 
 
 @pytest.mark.parametrize(
@@ -159,12 +220,17 @@ def test_backend_gets_its_topics_and_results_subscription_settings() -> None:
 
     assert dict(kv.split("=", 1) for kv in env.removeprefix("--set-env-vars=").split(",")) == {
         "PROJECT_ID": "demo-project",
-        "BACKEND_PUSH_STREAM": "ride-data-push",
-        "BACKEND_PULL_STREAM": "ride-duration-pull",
-        "RESULT_TIMEOUT_S": "10",
+        "RIDES_TOPIC": "ride-data-push",
+        "RESULTS_TOPIC": "ride-duration-pull",
+        "RESULT_TIMEOUT_S": "5",
         "RESULTS_SUBSCRIPTION_TTL_S": "86400",
         "LOG_LEVEL": "INFO",
     }
+
+
+def test_backend_keeps_its_cpu_between_requests() -> None:
+    # Its result listener holds a StreamingPull open between requests.
+    assert "--no-cpu-throttling" in cloudbuild.backend_deploy_args()
 
 
 def test_backend_request_timeout_outlasts_its_wait_for_results() -> None:

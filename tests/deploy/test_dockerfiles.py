@@ -64,12 +64,13 @@ def test_dependencies_are_installed_before_the_code_is_copied(service: str) -> N
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_copies_only_its_own_service_folder(service: str) -> None:
+def test_copies_only_its_own_service_folder_and_the_shared_package(service: str) -> None:
     copies = [
         i.args.split()[-2] for i in dockerfile.instructions(path(service)) if i.keyword == "COPY"
     ]
 
-    assert copies and all(source.startswith(f"{service}/") for source in copies)
+    assert "ride_stream/" in copies
+    assert all(source.startswith((f"{service}/", "ride_stream/")) for source in copies)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -94,9 +95,11 @@ def test_output_is_unbuffered_and_the_command_is_gunicorn_in_exec_form(service: 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_gunicorn_settings_load_without_the_service_or_its_libraries(service: str) -> None:
-    # The master loads only this file: what it imports, the worker would hold a second copy of.
+    # The master loads only this file and its logger class: what they import, the worker would
+    # hold a second copy of.
     probe = (
-        "import runpy, sys; runpy.run_path(sys.argv[1]); "
+        "import importlib, runpy, sys; settings = runpy.run_path(sys.argv[1]); "
+        "importlib.import_module(settings['logger_class'].rpartition('.')[0]); "
         "print(sorted({m.split('.')[0] for m in sys.modules}))"
     )
     loaded = subprocess.run(

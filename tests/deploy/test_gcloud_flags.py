@@ -39,14 +39,20 @@ def setup_calls(tmp_path: Path, *, exists: bool) -> list[list[str]]:
     return fake.argvs()
 
 
-def rollout_calls(tmp_path: Path) -> list[list[str]]:
+def rollout_calls(tmp_path: Path, **substitutions: str) -> list[list[str]]:
+    """The calls of a first deploy of the predictor, with the build's check before it."""
     fake = FakeGcloud.install(tmp_path)
     url = "https://ride-predictor-abc123-uc.a.run.app"
     fake.answer(
-        [(["run", "services", "describe"], "", 1, 1), (["run", "services", "describe"], url, 0)]
+        [
+            (["run", "services", "describe"], "", 1, 1),
+            (["run", "services", "describe"], url, 0),
+            (["secrets", "versions", "describe"], "ENABLED", 0),
+        ]
     )
-    tracking = cloudbuild.predictor_step_env(_MLFLOW_TRACKING_URI="https://mlflow.example.com")
-    assert run_script(ROLLOUT, env=fake.env() | tracking).returncode == 0
+    env = fake.env() | cloudbuild.predictor_step_env(**substitutions)
+    assert run_script(ROLLOUT, "--check", env=env).returncode == 0
+    assert run_script(ROLLOUT, env=env).returncode == 0
     return fake.argvs()
 
 
@@ -80,7 +86,12 @@ def test_every_command_parses(gcloud: str, gcloud_config: Path, tmp_path: Path) 
     argvs = distinct(
         setup_calls(tmp_path / "missing", exists=False)
         + setup_calls(tmp_path / "drifted", exists=True)
-        + rollout_calls(tmp_path / "rollout")
+        + rollout_calls(tmp_path / "rollout", _MLFLOW_TRACKING_URI="https://mlflow.example.com")
+        + rollout_calls(
+            tmp_path / "rollout-without-keys",
+            _MODEL_URI="s3://models/m/1",
+            _MODEL_NEEDS_S3_KEYS="false",
+        )
         + [cloudbuild.backend_deploy_args()]
     )
 

@@ -5,6 +5,7 @@ lines and .dockerignore, then runs its CMD with its ENV, as the container would.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -96,8 +97,8 @@ def topics(deploy_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[s
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", deploy_emulator.address)
     publisher = pubsub_v1.PublisherClient()
     names = {
-        "BACKEND_PUSH_STREAM": f"rides-{os.urandom(3).hex()}",
-        "BACKEND_PULL_STREAM": f"results-{os.urandom(3).hex()}",
+        "RIDES_TOPIC": f"rides-{os.urandom(3).hex()}",
+        "RESULTS_TOPIC": f"results-{os.urandom(3).hex()}",
         "DEAD_LETTER_TOPIC": f"dead-letters-{os.urandom(3).hex()}",
     }
     for name in names.values():
@@ -152,3 +153,33 @@ def test_sigterm_stops_the_image_within_the_grace_period(
     container.terminate()
 
     assert container.wait(GRACEFUL_TIMEOUT_S + 1) == 0
+
+
+def test_every_line_is_json_and_a_request_s_lines_carry_its_trace(
+    run_image, model_folder: Path, deploy_emulator: Emulator
+) -> None:
+    predictor = run_image("predictor_service", MODEL_URI=str(model_folder))
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    undecodable = {"message": {"data": "not base64!", "messageId": "7"}, "subscription": "s"}
+
+    answer = requests.post(
+        f"{predictor.url}/",
+        json=undecodable,
+        headers={"X-Cloud-Trace-Context": f"{trace_id}/12345;o=1"},
+        timeout=10,
+    )
+    predictor.terminate()
+    predictor.wait(GRACEFUL_TIMEOUT_S + 1)
+
+    assert answer.status_code == 204
+    output = (predictor.app_dir.parent / "output.log").read_text().splitlines()
+    records = [json.loads(line) for line in output if line.strip()]
+    assert all({"severity", "message"} <= record.keys() for record in records)
+    assert any(record["logger"] == "gunicorn.error" for record in records)
+    [dead_letter] = [r for r in records if r["message"] == "dead-lettered a push message"]
+    assert dead_letter["logging.googleapis.com/trace"] == (
+        f"projects/{deploy_emulator.project}/traces/{trace_id}"
+    )
+    assert dead_letter["logging.googleapis.com/spanId"] == f"{12345:016x}"
+    untraced = [r for r in records if r is not dead_letter]
+    assert all("logging.googleapis.com/trace" not in r for r in untraced)

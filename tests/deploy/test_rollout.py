@@ -6,11 +6,13 @@ import pytest
 
 from . import cloudbuild
 from .fake_gcloud import FakeGcloud
-from .scripts import ROLLOUT, Plan, base_env, dry_run, run_script
+from .scripts import ROLLOUT, Plan, base_env, command, dry_run, env_vars, flag, run_script
 
 PROJECT = "demo-project"
 INVOKER = f"ride-push-invoker@{PROJECT}.iam.gserviceaccount.com"
 URL = "https://ride-predictor-abc123-uc.a.run.app"
+# The check before the deploy reads each secret version's state.
+SECRETS_ENABLED = (["secrets", "versions", "describe"], "ENABLED", 0)
 
 
 def step_env(**overrides: str) -> dict[str, str]:
@@ -19,19 +21,6 @@ def step_env(**overrides: str) -> dict[str, str]:
 
 def with_tracking(**overrides: str) -> dict[str, str]:
     return step_env(_MLFLOW_TRACKING_URI="https://mlflow.example.com", **overrides)
-
-
-def command(plan: Plan, *prefix: str) -> list[str]:
-    return next(c for c in plan.commands if c[: len(prefix)] == list(prefix))
-
-
-def flag(argv: list[str], name: str) -> str:
-    return next(a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}="))
-
-
-def env_vars(deploy: list[str]) -> dict[str, str]:
-    joined = flag(deploy, "set-env-vars").removeprefix("^|^")
-    return dict(item.split("=", 1) for item in joined.split("|"))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +60,7 @@ def test_model_and_topics_come_from_substitutions() -> None:
         "PROJECT_ID": PROJECT,
         "MODEL_URI": "runs:/abc/model",
         "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
-        "BACKEND_PULL_STREAM": "ride-duration-pull",
+        "RESULTS_TOPIC": "ride-duration-pull",
         "DEAD_LETTER_TOPIC": "ride-data-dead-letter",
         "LOG_LEVEL": "INFO",
         "PUSH_SERVICE_ACCOUNT": INVOKER,
@@ -124,7 +113,11 @@ def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(
     fake = FakeGcloud.install(tmp_path)
     # No service before the deploy, its URL after.
     fake.answer(
-        [(["run", "services", "describe"], "", 1, 1), (["run", "services", "describe"], URL, 0)]
+        [
+            (["run", "services", "describe"], "", 1, 1),
+            (["run", "services", "describe"], URL, 0),
+            SECRETS_ENABLED,
+        ]
     )
 
     done = run_script(ROLLOUT, env=fake.env() | with_tracking())
@@ -132,7 +125,7 @@ def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(
     assert done.returncode == 0, done.stderr
     update, _grant, push = fake.argvs()[-3:]
     assert update[:4] == ["run", "services", "update", "ride-predictor"]
-    assert f"--update-env-vars=PUSH_AUDIENCE={URL}" in update
+    assert f"--update-env-vars=PUSH_AUDIENCE={URL},PUSH_AUTH_MODE=cloud-run-iam" in update
     assert push[:4] == ["pubsub", "subscriptions", "update", "ride-data-push-sub"]
     assert {
         f"--push-endpoint={URL}",
@@ -143,11 +136,12 @@ def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(
 
 def test_later_deploys_set_the_audience_in_the_same_revision(tmp_path: Path) -> None:
     fake = FakeGcloud.install(tmp_path)
-    fake.answer([(["run", "services", "describe"], URL, 0)])
+    fake.answer([(["run", "services", "describe"], URL, 0), SECRETS_ENABLED])
 
     done = run_script(ROLLOUT, env=fake.env() | with_tracking())
 
     assert done.returncode == 0, done.stderr
     deploy = next(argv for argv in fake.argvs() if argv[:2] == ["run", "deploy"])
     assert env_vars(["gcloud", *deploy])["PUSH_AUDIENCE"] == URL
+    assert env_vars(["gcloud", *deploy])["PUSH_AUTH_MODE"] == "cloud-run-iam"
     assert not [argv for argv in fake.argvs() if argv[:3] == ["run", "services", "update"]]

@@ -52,3 +52,12 @@ def test_help_describes_the_options() -> None:
 
     assert done.returncode == 0
     assert "Usage: deploy/setup.sh [--dry-run] [--only SECTION[,SECTION...]]" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "former, value", [("BACKEND_PUSH_STREAM", "old-rides"), ("BACKEND_PULL_STREAM", "old-results")]
+)
+def test_the_topic_names_of_earlier_releases_still_count(former: str, value: str) -> None:
+    plan = dry_run(SETUP, "--only", "pubsub", env=base_env(PROJECT_ID="p", **{former: value}))
+
+    assert f"gcloud pubsub topics create {value} --project=p" in plan.text

@@ -50,19 +50,29 @@ def test_unreadable_project_number_stops_setup(fake: FakeGcloud) -> None:
     assert "cannot read the project number of demo-project" in done.stderr
 
 
-SAME = "pubsub.subscriptions.delete;pubsub.subscriptions.consume;pubsub.subscriptions.create"
-FEWER = "pubsub.subscriptions.consume;pubsub.subscriptions.create"
+ROLE_IDS = {"rideBackendResultsSubscriber": "backend", "ridePushSubscriptionUpdater": "deployer"}
+BACKEND_ROLE = ["iam", "roles", "describe", "rideBackendResultsSubscriber"]
+DEPLOYER_ROLE = ["iam", "roles", "describe", "ridePushSubscriptionUpdater"]
+# gcloud lists a role's permissions separated by ';', in any order.
+BACKEND_SAME = "pubsub.subscriptions.delete;pubsub.subscriptions.consume"
+BACKEND_SAME += ";pubsub.subscriptions.create"
+DEPLOYER_SAME = "pubsub.subscriptions.update;pubsub.subscriptions.get"
 
 
 @pytest.mark.parametrize(
-    ("current", "updated"),
-    [(SAME, False), (FEWER, True)],
-    ids=["same-permissions-in-another-order", "missing-permission"],
+    ("backend", "deployer", "updated"),
+    [
+        (BACKEND_SAME, DEPLOYER_SAME, []),
+        ("pubsub.subscriptions.consume;pubsub.subscriptions.create", DEPLOYER_SAME, ["backend"]),
+        (BACKEND_SAME, DEPLOYER_SAME + ";pubsub.subscriptions.delete", ["deployer"]),
+    ],
+    ids=["same-permissions-in-another-order", "backend-missing-one", "deployer-holding-more"],
 )
-def test_backend_role_is_updated_only_when_its_permissions_differ(
-    fake: FakeGcloud, current: str, updated: bool
+def test_custom_roles_are_updated_only_when_their_permissions_differ(
+    fake: FakeGcloud, backend: str, deployer: str, updated: list[str]
 ) -> None:
-    fake.answer([(["iam", "roles", "describe"], current, 0)])
+    fake.answer([(BACKEND_ROLE, backend, 0), (DEPLOYER_ROLE, deployer, 0)])
 
     assert run_iam(fake).returncode == 0
-    assert (["iam", "roles", "update"] in [argv[:3] for argv in fake.argvs()]) is updated
+    updates = [argv[3] for argv in fake.argvs() if argv[:3] == ["iam", "roles", "update"]]
+    assert [ROLE_IDS[role] for role in updates] == updated

@@ -85,14 +85,30 @@ def test_backend_publishes_rides_and_attaches_to_results_only(plan: Plan) -> Non
     }
 
 
-def test_backend_custom_role_holds_only_its_subscription_permissions(plan: Plan) -> None:
-    create = next(c for c in plan.commands if c[1:4] == ["iam", "roles", "create"])
+def role_permissions(plan: Plan, role_id: str) -> set[str]:
+    create = next(c for c in plan.commands if c[1:5] == ["iam", "roles", "create", role_id])
+    return set(flag(create, "permissions").split(","))
 
-    assert set(flag(create, "permissions").split(",")) == {
+
+def test_backend_custom_role_holds_only_its_subscription_permissions(plan: Plan) -> None:
+    assert role_permissions(plan, "rideBackendResultsSubscriber") == {
         "pubsub.subscriptions.create",
         "pubsub.subscriptions.consume",
         "pubsub.subscriptions.delete",
     }
+
+
+def test_deployer_custom_role_only_reads_and_updates_a_subscription(plan: Plan) -> None:
+    assert role_permissions(plan, "ridePushSubscriptionUpdater") == {
+        "pubsub.subscriptions.get",
+        "pubsub.subscriptions.update",
+    }
+
+
+def test_no_pubsub_editor_or_admin_on_any_resource(plan: Plan) -> None:
+    granted = {role for table in grants(plan).values() for _, _, role in table}
+
+    assert granted and not granted & PUBSUB_WIDE_ROLES
 
 
 def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan: Plan) -> None:
@@ -119,6 +135,7 @@ def test_pubsub_agent_can_dead_letter_and_mint_push_tokens(plan: Plan) -> None:
 
 def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan: Plan) -> None:
     user = "roles/iam.serviceAccountUser"
+    viewer = "roles/secretmanager.viewer"
     assert grants(plan)[DEPLOYER] == {
         ("projects", PROJECT, "roles/run.admin"),
         ("projects", PROJECT, "roles/logging.logWriter"),
@@ -127,7 +144,13 @@ def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan: Plan) -> N
         ("iam service-accounts", BACKEND.removeprefix("serviceAccount:"), user),
         ("iam service-accounts", PREDICTOR.removeprefix("serviceAccount:"), user),
         ("iam service-accounts", INVOKER.removeprefix("serviceAccount:"), user),
-        ("pubsub subscriptions", "ride-data-push-sub", "roles/pubsub.editor"),
+        (
+            "pubsub subscriptions",
+            "ride-data-push-sub",
+            f"projects/{PROJECT}/roles/ridePushSubscriptionUpdater",
+        ),
+        ("secrets", "mlflow-aws-access-key-id", viewer),
+        ("secrets", "mlflow-aws-secret-access-key", viewer),
     }
 
 

@@ -31,8 +31,8 @@ def provisioned(
     """Run setup.sh twice against the emulator, with names of this module's own."""
     suffix = uuid.uuid4().hex[:6]
     names = {
-        "BACKEND_PUSH_STREAM": f"rides-{suffix}",
-        "BACKEND_PULL_STREAM": f"results-{suffix}",
+        "RIDES_TOPIC": f"rides-{suffix}",
+        "RESULTS_TOPIC": f"results-{suffix}",
         "DEAD_LETTER_TOPIC": f"dead-letters-{suffix}",
         "PUSH_SUBSCRIPTION": f"rides-push-{suffix}",
         "DEAD_LETTER_SUBSCRIPTION": f"dead-letters-sub-{suffix}",
@@ -78,7 +78,7 @@ def test_three_topics_exist(
     publisher = pubsub_v1.PublisherClient()
     topics = {t.name for t in publisher.list_topics(project=f"projects/{provisioned.project}")}
 
-    for key in ("BACKEND_PUSH_STREAM", "BACKEND_PULL_STREAM", "DEAD_LETTER_TOPIC"):
+    for key in ("RIDES_TOPIC", "RESULTS_TOPIC", "DEAD_LETTER_TOPIC"):
         assert publisher.topic_path(provisioned.project, provisioned.names[key]) in topics
 
 
@@ -101,11 +101,13 @@ def test_push_subscription_retries_with_backoff(provisioned: Provisioned, subscr
     assert sub.retry_policy.maximum_backoff == timedelta(seconds=600)
 
 
-def test_push_subscription_waits_a_minute_for_an_ack(provisioned: Provisioned, subscriber) -> None:
+def test_push_subscription_waits_out_a_predictor_cold_start(
+    provisioned: Provisioned, subscriber
+) -> None:
     sub = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
 
-    assert sub.topic.endswith(f"/topics/{provisioned.names['BACKEND_PUSH_STREAM']}")
-    assert sub.ack_deadline_seconds == 60
+    assert sub.topic.endswith(f"/topics/{provisioned.names['RIDES_TOPIC']}")
+    assert sub.ack_deadline_seconds == 360
 
 
 def test_push_subscription_starts_without_endpoint(provisioned: Provisioned, subscriber) -> None:
@@ -141,5 +143,5 @@ def test_drifted_setting_is_restored_alone(provisioned: Provisioned, subscriber)
     assert [c.split()[:5] for c in changes(run)] == [
         ["gcloud", "pubsub", "subscriptions", "update", provisioned.names["PUSH_SUBSCRIPTION"]]
     ]
-    assert "--ack-deadline=60" in changes(run)[0] and "--dead-letter" not in changes(run)[0]
-    assert subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION").ack_deadline_seconds == 60
+    assert "--ack-deadline=360" in changes(run)[0] and "--dead-letter" not in changes(run)[0]
+    assert subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION").ack_deadline_seconds == 360

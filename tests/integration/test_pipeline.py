@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from devstack.processes import free_port
 from devstack.pubsub import emulator_clients
+from devstack.rides import expected_duration
 from predictor_service.model import load_model
-from tests.helpers import expected_duration, post_json
 
 pytestmark = pytest.mark.emulator
 
@@ -25,6 +26,10 @@ def ride(distance: float, ride_id: str | None = None) -> dict[str, object]:
     if ride_id:
         body["ride_id"] = ride_id
     return body
+
+
+def post_json(url: str, body: object) -> requests.Response:
+    return requests.post(url, json=body, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +165,7 @@ def test_predictor_refuses_to_start_without_its_model(make_stack, tmp_path):
     stack = make_stack()
     env = stack.predictor.process.env | {"MODEL_URI": str(tmp_path / "missing")}
     service = Service("predictor_service", stack.predictor.port + 0, env, tmp_path / "bad.log")
-    service.port = __import__("devstack.processes").processes.free_port()
+    service.port = free_port()
     service.process.env["PORT"] = str(service.port)
 
     service.start(wait=False)

@@ -7,19 +7,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from backend_service.stream import STREAM_ACK_DEADLINE_S, ResultListener, make_clients
+from backend_service.listener import (
+    REOPEN_WAIT_S,
+    STREAM_ACK_DEADLINE_S,
+    ResultListener,
+    make_client,
+    stream_channels,
+)
+from devstack.processes import wait_until
 from devstack.pubsub import emulator_clients
+from faults.proxy import CuttableProxy
 
 pytestmark = pytest.mark.emulator
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+WAIT_S = 20.0
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def listen(emulator, topic, monkeypatch) -> Iterator[Callable[[], tuple[ResultLi
 
     def start() -> tuple[ResultListener, list]:
         received: list = []
-        _, subscriber = make_clients(max_latency_s=0)
+        subscriber = make_client()
         listener = ResultListener(
             subscriber, emulator.project, topic, on_result=lambda *r: received.append(r),
             ttl_s=86400,
@@ -76,7 +76,7 @@ def test_results_for_this_process_come_once_are_acked_and_no_other_comes(emulato
     publish_results(emulator, topic, listener.reply_to, mine)
     publish_results(emulator, topic, "another-backend", ["theirs-1", "theirs-2"])
 
-    assert wait_until(lambda: len(received) >= 40)
+    wait_until(lambda: len(received) >= 40, WAIT_S, what="40 results")
     # Unacked, they would come again once the stream's ack deadline passed; anything else,
     # another process's result or a second copy, would show by then too.
     time.sleep(STREAM_ACK_DEADLINE_S + 2)
@@ -86,20 +86,24 @@ def test_results_for_this_process_come_once_are_acked_and_no_other_comes(emulato
 
 def test_a_lost_subscription_is_replaced_and_results_flow_again(emulator, topic, listen):
     listener, received = listen()
-    assert wait_until(lambda: listener.running)
+    wait_until(lambda: listener.running, WAIT_S, what="the listener")
     first = listener.subscription
     with emulator_clients(emulator.address) as (_, subscriber):
         subscriber.delete_subscription(request={"subscription": first})
 
-    assert wait_until(lambda: listener.subscription != first and listener.running)
+    wait_until(
+        lambda: listener.subscription != first and listener.running,
+        WAIT_S,
+        what="a new subscription",
+    )
     publish_results(emulator, topic, listener.reply_to, ["after-the-loss"])
 
-    assert wait_until(lambda: [r[0] for r in received] == ["after-the-loss"])
+    wait_until(lambda: [r[0] for r in received] == ["after-the-loss"], WAIT_S, what="the result")
 
 
 def test_close_stops_pulling_and_deletes_the_subscription(emulator, topic, listen):
     listener, _ = listen()
-    assert wait_until(lambda: listener.running)
+    wait_until(lambda: listener.running, WAIT_S, what="the listener")
 
     started = time.monotonic()
     listener.close()
@@ -111,3 +115,78 @@ def test_close_stops_pulling_and_deletes_the_subscription(emulator, topic, liste
             publisher.list_topic_subscriptions(topic=publisher.topic_path(emulator.project, topic))
         )
     assert left == []
+
+
+class JumpClock:
+    """A monotonic clock that a test moves forward, as a freeze of the process does."""
+
+    def __init__(self) -> None:
+        self.frozen_s = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.frozen_s
+
+
+@pytest.fixture
+def listen_through(emulator, topic, monkeypatch) -> Iterator[Callable[..., tuple]]:
+    """Start listeners whose stream goes to `address` on channels of its own, on a JumpClock."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.address)
+    started: list[ResultListener] = []
+
+    def start(address: str) -> tuple[ResultListener, list, JumpClock]:
+        received: list = []
+        clock = JumpClock()
+        subscriber = make_client()
+        listener = ResultListener(
+            subscriber, emulator.project, topic, on_result=lambda *r: received.append(r),
+            ttl_s=86400, channels=stream_channels(address), clock=clock,
+        )  # fmt: skip
+        listener.start()
+        started.append(listener)
+        wait_until(lambda: listener.running, WAIT_S, what="the listener")
+        return listener, received, clock
+
+    yield start
+    for listener in started:
+        listener.close()
+
+
+def test_a_freeze_makes_the_listener_unready_until_its_stream_is_reopened(emulator, listen_through):
+    listener, _, clock = listen_through(emulator.address)
+
+    clock.frozen_s = 60.0
+
+    assert not listener.running
+    assert listener.ensure_open()
+    assert listener.running
+
+
+def test_a_healthy_stream_reopened_after_a_freeze_loses_no_result(emulator, topic, listen_through):
+    listener, received, clock = listen_through(emulator.address)
+    clock.frozen_s = 60.0
+    mine = [f"after-freeze-{i}" for i in range(20)]
+
+    listener.ensure_open()
+    publish_results(emulator, topic, listener.reply_to, mine)
+
+    # Well before the ack deadline: none went to the stream that was ended.
+    wait_until(lambda: len(received) >= 20, STREAM_ACK_DEADLINE_S / 2, what="20 results")
+    assert sorted(r[0] for r in received) == sorted(mine)
+
+
+def test_a_stream_lost_during_a_freeze_is_reopened_before_it_is_relied_on(
+    emulator, topic, listen_through
+):
+    with CuttableProxy(emulator.address) as proxy:
+        listener, received, clock = listen_through(proxy.address)
+        assert proxy.cut() == (1, 1)  # black-holed, as a connection lost while frozen
+        clock.frozen_s = 60.0
+
+        started = time.monotonic()
+        opened = listener.ensure_open()
+        reopen_s = time.monotonic() - started
+        publish_results(emulator, topic, listener.reply_to, ["after-the-cut"])
+
+        assert opened and reopen_s < REOPEN_WAIT_S
+        wait_until(lambda: len(received) == 1, STREAM_ACK_DEADLINE_S / 2, what="the result")
+        assert received[0][0] == "after-the-cut"

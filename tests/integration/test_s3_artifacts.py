@@ -1,51 +1,18 @@
 """The S3 artifact store: log the model to a bucket on moto's S3 server and load it back."""
 
-import sys
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import boto3
 import lightgbm
 import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
 
-from devstack.processes import Process, free_port, port_open, wait_until
+from devstack.processes import free_port
 from devstack.stack import Service
 from predictor_service.features import prepare_features
 from predictor_service.model import load_model
-
-BUCKET = "mlflow-artifacts"
-# moto accepts any keys; these are placeholders, not credentials.
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run moto's S3 server on a loopback port with one empty bucket."""
-    port = free_port()
-    server = Process(
-        "moto",
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        env={"PATH": "/usr/bin:/bin"},
-        log_path=tmp_path_factory.mktemp("moto") / "moto.log",
-    )
-    server.start()
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), 30, what="moto's S3 server")
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, **_boto_keys()).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
-
-
-def _boto_keys() -> dict[str, str]:
-    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
-            "region_name": "us-east-1"}  # fmt: skip
+from tests.kit.s3 import AWS_ENV, BUCKET, s3_client
 
 
 @pytest.fixture
@@ -80,7 +47,7 @@ FEATURES = prepare_features([74, 132], [75, 265], [2.5, 18.0], [datetime(2021, 2
 
 
 def test_model_artifacts_land_in_the_bucket(s3_registry, s3_endpoint):
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, **_boto_keys())
+    s3 = s3_client(s3_endpoint)
 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="mlflow/")["Contents"]]
 

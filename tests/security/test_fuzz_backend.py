@@ -13,7 +13,7 @@ from schemathesis.specs.openapi.checks import (
 
 from backend_service import create_app
 from backend_service.config import Config
-from tests.unit.backend.conftest import FakeListener, FakePublisher
+from tests.kit.fakes import FakeListener, FakeRidePublisher
 
 # Generated cases per operation, valid and invalid; the whole file runs in about 20 s.
 EXAMPLES = 150
@@ -22,7 +22,7 @@ TRACE_MARKERS = ("Traceback", 'File "', "werkzeug", "<html", "<!doctype")
 
 def fuzzable_app():
     """The real app with a fake stream that answers some rides at once and leaves others pending."""
-    publisher, listener = FakePublisher(), FakeListener()
+    publisher, listener = FakeRidePublisher(), FakeListener()
     config = Config(project_id="fuzz-project", result_timeout_s=0.01)
     app = create_app(config, publisher=publisher, listener=listener)  # type: ignore[arg-type]
     store = app.extensions["backend"].store

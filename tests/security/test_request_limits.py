@@ -1,6 +1,5 @@
 """Hostile request bodies: size limits at the services' real defaults, and JSON bombs."""
 
-import base64
 import io
 import json
 
@@ -8,14 +7,13 @@ import pytest
 
 from backend_service import create_app as create_backend
 from backend_service.config import Config as BackendConfig
+from devstack.pubsub import push_envelope
 from predictor_service import create_app as create_predictor
 from predictor_service.config import PUBSUB_MAX_ENVELOPE_BYTES
 from predictor_service.config import Config as PredictorConfig
 from predictor_service.model import LoadedModel
-from tests.unit.backend.conftest import RIDE, FakeListener
-from tests.unit.backend.conftest import FakePublisher as FakeRidePublisher
-from tests.unit.predictor.conftest import FakeBooster
-from tests.unit.predictor.conftest import FakePublisher as FakeResultPublisher
+from tests.kit.fakes import FakeBooster, FakeListener, FakeResultPublisher, FakeRidePublisher
+from tests.kit.rides import RIDE
 
 # Pub/Sub's own limit on a message's data: https://cloud.google.com/pubsub/quotas#resource_limits
 PUBSUB_MAX_MESSAGE_BYTES = 10 * 1000 * 1000
@@ -39,11 +37,6 @@ def predictor(dead_letters):
     config = PredictorConfig(project_id="limits-project", model_uri="unused")
     model = LoadedModel(version="limits/1", booster=FakeBooster())
     return create_predictor(config, model=model, publisher=dead_letters).test_client()  # type: ignore[arg-type]
-
-
-def envelope(data: bytes) -> bytes:
-    message = {"data": base64.b64encode(data).decode(), "messageId": "1", "attributes": {}}
-    return json.dumps({"message": message, "subscription": "projects/p/subscriptions/s"}).encode()
 
 
 def chunked(client, path: str, body: bytes):
@@ -96,14 +89,14 @@ def test_predictor_refuses_a_chunked_envelope_over_the_pubsub_limit(predictor):
 
 
 def test_predictor_takes_the_largest_message_pubsub_can_push(predictor, dead_letters):
-    response = predictor.post("/", data=envelope(b"x" * PUBSUB_MAX_MESSAGE_BYTES))
+    response = predictor.post("/", data=push_envelope(b"x" * PUBSUB_MAX_MESSAGE_BYTES))
 
     assert response.status_code == 204
     assert dead_letters.dead_letters[0][1]["reason"] == "data-not-json"
 
 
 def test_predictor_dead_letters_data_nested_past_the_decoder_depth(predictor, dead_letters):
-    response = predictor.post("/", data=envelope(NESTED))
+    response = predictor.post("/", data=push_envelope(NESTED))
 
     assert response.status_code == 204
     assert dead_letters.dead_letters[0][1]["reason"] == "data-not-json"

@@ -1,4 +1,4 @@
-"""POST /estimate's plain WSGI handler answers exactly as the Flask route behind it would."""
+"""POST /estimate: one plain WSGI handler, whose answers and errors match the Flask routes'."""
 
 import json
 
@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from backend_service.routes import EstimateRoute
-from tests.security.test_ride_validation_properties import json_values, pickups, zones
+from ride_stream.logs import TraceContext
+from tests.kit.strategies import json_values, miles, pickups, zones
 
-miles = st.floats(min_value=0.0, max_value=200.0, exclude_min=True, allow_nan=False)
 # Valid rides always carry their datetime here: a ride without one is estimated for "now",
 # which could move to the next hour between the two answers compared.
 valid_rides = st.fixed_dictionaries(
@@ -45,13 +45,15 @@ class CountingApp:
 
 @pytest.fixture
 def route(app) -> EstimateRoute:
-    assert isinstance(app.wsgi_app, EstimateRoute)
-    app.wsgi_app.fallback = CountingApp(app.wsgi_app.fallback)
-    return app.wsgi_app
+    assert isinstance(app.wsgi_app, TraceContext)
+    estimate = app.wsgi_app.app
+    assert isinstance(estimate, EstimateRoute)
+    estimate.fallback = CountingApp(estimate.fallback)
+    return estimate
 
 
-def answer(wsgi_app, body: bytes, content_type: str):
-    response = Client(wsgi_app).post("/estimate", data=body, content_type=content_type)
+def answer(wsgi_app, path: str, body: bytes, content_type: str):
+    response = Client(wsgi_app).post(path, data=body, content_type=content_type)
     return response.status_code, response.headers.get("Content-Type"), response.get_data()
 
 
@@ -61,42 +63,57 @@ SHARED_APP = [HealthCheck.function_scoped_fixture]
 
 @settings(max_examples=300, suppress_health_check=SHARED_APP)
 @given(body=bodies, content_type=content_types)
-def test_every_body_gets_the_flask_routes_answer(app, body, content_type):
-    route = app.wsgi_app
+def test_every_body_gets_the_answer_the_flask_routes_give_it(app, body, content_type):
+    estimate = answer(app, "/estimate", body, content_type)
+    # POST /rides reads and checks the same body through Flask, and its stream answers at once.
+    confirm = answer(app, "/rides", body, content_type)
 
-    assert answer(route, body, content_type) == answer(route.fallback, body, content_type)
+    if estimate[0] == 200:
+        assert confirm[0] == 200
+        assert (
+            json.loads(estimate[2])["duration_coarse"] == json.loads(confirm[2])["duration_coarse"]
+        )
+    else:
+        assert estimate == confirm
 
 
 @settings(suppress_health_check=SHARED_APP)
 @given(ride=valid_rides)
 def test_a_valid_ride_is_answered_without_flask(route, ride):
-    before = route.fallback.calls
-
-    status, content_type, body = answer(route, json.dumps(ride).encode(), "application/json")
+    status, content_type, body = answer(
+        route, "/estimate", json.dumps(ride).encode(), "application/json"
+    )
 
     assert (status, content_type) == (200, "application/json")
     assert json.loads(body)["duration_coarse"] > 0
-    assert route.fallback.calls == before
+    assert route.fallback.calls == 0
 
 
-def test_an_invalid_ride_reaches_flask_with_its_body(route):
+def test_an_invalid_ride_is_refused_with_its_fields_without_flask(route):
     ride = {"PULocationID": 0, "DOLocationID": 75, "trip_distance": 2.0}
 
-    status, _, body = answer(route, json.dumps(ride).encode(), "application/json")
+    status, _, body = answer(route, "/estimate", json.dumps(ride).encode(), "application/json")
 
     assert status == 422
     assert list(json.loads(body)["error"]["fields"]) == ["PULocationID"]
-    assert route.fallback.calls == 1
+    assert route.fallback.calls == 0
 
 
-def test_a_body_over_the_limit_is_refused_by_flask_unread(route):
+def test_a_body_over_the_limit_is_refused_unread(route):
     ride = {"PULocationID": 43, "DOLocationID": 75, "trip_distance": 2.0, "pad": "x" * 4096}
 
-    status, _, body = answer(route, json.dumps(ride).encode(), "application/json")
+    status, _, body = answer(route, "/estimate", json.dumps(ride).encode(), "application/json")
 
     assert status == 413
     assert json.loads(body)["error"]["code"] == 413
-    assert route.fallback.calls == 1
+
+
+def test_only_post_is_allowed(route):
+    response = Client(route).get("/estimate")
+
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == 405
+    assert route.fallback.calls == 0
 
 
 def test_other_routes_go_to_flask(route):

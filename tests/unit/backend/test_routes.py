@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.unit.backend.conftest import RIDE
+from tests.kit.rides import RIDE
 
 
 def test_estimate_answers_with_the_coarse_duration(client, publisher):

@@ -2,11 +2,13 @@
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from tests.helpers import push_envelope
-from tests.unit.predictor.conftest import ride_message
+from devstack.pubsub import push_envelope
+from tests.kit.fakes import FakeBooster
+from tests.kit.rides import ride_message
 
 
 def test_valid_ride_publishes_its_result_then_acks(client, publisher):
@@ -131,7 +133,6 @@ def guarded_client(publisher):
     from predictor_service import create_app
     from predictor_service.config import Config
     from predictor_service.model import LoadedModel
-    from tests.unit.predictor.conftest import FakeBooster
 
     config = Config(project_id="test-project", model_uri="unused", push_audience="https://p")
     model = LoadedModel(version="v", booster=FakeBooster())
@@ -162,3 +163,60 @@ def test_push_with_a_valid_token_is_processed(guarded_client, publisher):
 
     assert response.status_code == 204
     assert len(publisher.results) == 1
+
+
+def test_an_unknown_path_is_404(client):
+    assert client.get("/predict").status_code == 404
+
+
+def test_the_push_path_answers_only_post(client):
+    response = client.get("/")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+COURSE_EVENT = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66},
+                "ride_id": 123}  # fmt: skip
+
+
+def test_the_course_event_is_answered_with_its_ride_id_and_no_reply_to(client, publisher):
+    response = client.post("/", data=push_envelope(json.dumps(COURSE_EVENT).encode()))
+
+    assert response.status_code == 204
+    result, attributes = publisher.results[0]
+    assert result == {"ride_id": 123, "duration_final": 10.98, "model_version": "ride-duration/3"}
+    assert attributes == {"ride_id": "123"}
+
+
+def test_a_ride_without_datetime_is_predicted_at_its_publish_time(publisher):
+    seen: list = []
+    client = app_with(ModelSpy(seen), publisher)
+    envelope = json.loads(push_envelope(json.dumps(COURSE_EVENT).encode()))
+    envelope["message"]["publishTime"] = "2021-02-03T13:30:00Z"
+
+    response = client.post("/", data=json.dumps(envelope))
+
+    assert response.status_code == 204
+    assert seen == [(130, 205, 3.66, datetime(2021, 2, 3, 13, 30, tzinfo=UTC))]
+
+
+class ModelSpy:
+    """Records what the push route asks the model."""
+
+    version = "spy/1"
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def duration(self, *ride: object) -> float:
+        self.seen.append(ride)
+        return 1.0
+
+
+def app_with(model: object, publisher: object):  # type: ignore[no-untyped-def]
+    from predictor_service import create_app
+    from predictor_service.config import Config
+
+    config = Config(project_id="test-project", model_uri="unused")
+    return create_app(config, model=model, publisher=publisher).test_client()  # type: ignore[arg-type]

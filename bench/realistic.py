@@ -1,0 +1,223 @@
+"""Hand-written Pub/Sub paths against the official clients, with a region's round trip added.
+
+`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts
+`bench.delay_proxy` between it and the services (15 ms each way by default), then, for each
+variant (the hand-written group-commit publisher and result listener; the official
+`PublisherClient` and `SubscriberClient`, `bench.library_apps`), measures the predictor alone
+(wrk at 8 and 64 connections, one gunicorn worker pinned to one CPU with `taskset -c 0`, as a
+one-vCPU Cloud Run instance) and end to end (2 backends through the proxy, open loop at 100
+and 400 rides/s). In the end-to-end runs the predictor (2 workers) reaches the emulator
+directly: the emulator pushes over two serial connections a subscription, so a round trip in
+the push handler would cap the stream at a few dozen rides a second, a limit Pub/Sub does not
+have. Writes bench/results/realistic-<time>.json; docs/benchmarks.md has the table.
+"""
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from devstack.processes import free_port, wait_until
+from devstack.stack import ROOT, Service, Stack, isolated_settings
+
+from . import e2e, emulator_limit, setup, wrk
+from .procs import CpuMeter, pids_matching
+
+VARIANTS = {
+    "hand-written": ("predictor_service:create_app()", "backend_service:create_app()"),
+    "library": ("bench.library_apps:predictor()", "bench.library_apps:backend()"),
+    # Only the result listener replaced: the hand-written publishers on both sides.
+    "library-listener": ("predictor_service:create_app()", "bench.library_apps:backend(False)"),
+}
+RESULTS = ROOT / "bench" / "results"
+log = logging.getLogger("bench.realistic")
+
+
+@contextmanager
+def delay_proxy(upstream: str, delay_ms: float) -> Iterator[tuple[str, int]]:
+    """Run bench.delay_proxy in a process of its own; yield its address and PID."""
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as scratch:
+        port_file = Path(scratch) / "port"
+        argv = [sys.executable, "-m", "bench.delay_proxy", "--upstream", upstream]
+        argv += ["--delay-ms", f"{delay_ms:g}", "--port-file", str(port_file)]
+        process = subprocess.Popen(argv, cwd=ROOT)
+        try:
+            wait_until(lambda: port_file.is_file() and port_file.read_text(), 10, what="proxy")
+            yield f"127.0.0.1:{port_file.read_text()}", process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+class Realistic:
+    """What the measurements share: the model, the rides, the emulator, the proxy."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args, self.workdir = args, workdir
+        self.model = setup.ensure_model(retrain=False, progress=log.info)
+        self.rides = setup.sample_rides(1000)
+        self.expected = setup.expected_durations(self.model.folder, self.rides)
+        self.envelopes = [setup.ride_envelope(r, f"d{i}") for i, r in enumerate(self.rides[:200])]
+
+    def stack(self, emulator: Any, variant: str, predictor_proxy: str | None) -> Stack:
+        """A predictor on topics of its own: through the proxy on one CPU, else 2 workers."""
+        settings = isolated_settings(
+            emulator, self.workdir, backends=0, predictor_workers=1 if predictor_proxy else 2,
+            tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder),
+            predictor_app=VARIANTS[variant][0],
+            pubsub_hosts={"predictor_service": predictor_proxy} if predictor_proxy else {},
+            service_env=self.service_env(),
+        )  # fmt: skip
+        stack = Stack(settings, emulator=emulator)
+        if predictor_proxy:
+            stack.predictor.process.argv[:0] = ["taskset", "-c", "0"]
+        return stack
+
+    def service_env(self) -> dict[str, str]:
+        return {
+            "GUNICORN_THREADS": str(self.args.threads),
+            "PUBLISH_MAX_IN_FLIGHT": str(self.args.in_flight),
+        }
+
+    def backend(self, stack: Stack, proxy: str, variant: str) -> Service:
+        s = stack.settings
+        env = dict(os.environ) | self.service_env() | {
+            "PUBSUB_EMULATOR_HOST": proxy, "PROJECT_ID": s.project, "RIDES_TOPIC": s.rides_topic,
+            "RESULTS_TOPIC": s.results_topic, "WEB_CONCURRENCY": "1",
+            "GUNICORN_THREADS": str(self.args.backend_threads),
+        }  # fmt: skip
+        port = free_port()
+        return Service(
+            "backend_service", port, env, s.workdir / f"backend-{port}.log",
+            app=VARIANTS[variant][1],
+        )  # fmt: skip
+
+    def push(self, stack: Stack, roots: dict[str, list[int]]) -> list[dict[str, Any]]:
+        """wrk straight at the predictor, at each concurrency."""
+        url = stack.predictor.url
+        wrk.run(url, "/", self.envelopes, connections=64, duration_s=3)  # warm-up
+        rows = []
+        for connections in self.args.connections:
+            meter = CpuMeter(roots)
+            meter.start()
+            found = wrk.run(
+                url, "/", self.envelopes, connections=connections, duration_s=self.args.push_s
+            ).as_dict()
+            rows.append(found | {"connections": connections, "server_cpu_cores": meter.stop()})
+            log.info(
+                f"  push, {connections} concurrent: {found['throughput_rps']:.0f} req/s, p50 "
+                f"{found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, non-2xx "
+                f"{found['non_2xx']}, cpu {rows[-1]['server_cpu_cores']}"
+            )
+        return rows
+
+    def end_to_end(self, urls: list[str], roots: dict[str, list[int]]) -> list[dict[str, Any]]:
+        """Open-loop confirmations at each rate, every answer checked."""
+        e2e.run_rate(
+            urls, self.rides, self.expected, rate=50, duration_s=3, cpu_roots={},
+            progress=log.info,
+        )  # fmt: skip
+        rows = []
+        for rate in self.args.rates:
+            found = e2e.run_rate(
+                urls, self.rides, self.expected, rate=rate, duration_s=self.args.e2e_s,
+                cpu_roots=roots, progress=log.info,
+            )  # fmt: skip
+            found.pop("series", None)
+            rows.append(found | {"rate": rate})
+        return rows
+
+    def variant(self, emulator: Any, proxy: str, proxy_pid: int, variant: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        emulator_pids = pids_matching(f"--host-port={emulator.address}")
+        if "push" in self.args.only:
+            log.info(f"{variant}: push, predictor through the proxy, {self.args.threads} threads")
+            stack = self.stack(emulator, variant, predictor_proxy=proxy)
+            try:
+                stack.start()
+                roots = {"predictor": [stack.predictor.process.pid or 0], "proxy": [proxy_pid]}
+                found["push"] = self.push(stack, roots | {"emulator": emulator_pids})
+            finally:
+                stack.stop()
+        if "e2e" in self.args.only:
+            # The emulator pushes over two serial connections a subscription: a predictor whose
+            # publish took a round trip would cap the stream at a few dozen rides a second, a
+            # limit of the emulator's, not Pub/Sub's. Only the backends go through the proxy.
+            log.info(f"{variant}: 2 backends through the proxy; predictor direct, 2 workers")
+            stack = self.stack(emulator, variant, predictor_proxy=None)
+            backends: list[Service] = []
+            try:
+                stack.start()
+                backends = [self.backend(stack, proxy, variant) for _ in range(2)]
+                for backend in backends:
+                    backend.start()
+                roots = {f"backend_{i}": [b.process.pid or 0] for i, b in enumerate(backends)}
+                roots |= {"predictor": [stack.predictor.process.pid or 0], "proxy": [proxy_pid]}
+                found["e2e"] = self.end_to_end(
+                    [b.url for b in backends], roots | {"emulator": emulator_pids}
+                )
+            finally:
+                for backend in backends:
+                    backend.stop()
+                stack.stop()
+        return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay-ms", type=float, default=15.0, help="added each way")
+    parser.add_argument(
+        "--variants", nargs="+", default=["hand-written", "library"], choices=list(VARIANTS)
+    )
+    parser.add_argument("--only", nargs="+", default=["push", "e2e"], choices=["push", "e2e"])
+    parser.add_argument("--threads", type=int, default=64, help="predictor gunicorn threads")
+    parser.add_argument("--backend-threads", type=int, default=64)
+    parser.add_argument("--in-flight", type=int, default=8, help="PUBLISH_MAX_IN_FLIGHT")
+    parser.add_argument("--connections", type=int, nargs="+", default=[8, 64])
+    parser.add_argument("--rates", type=float, nargs="+", default=[100, 400])
+    parser.add_argument("--push-s", type=float, default=10)
+    parser.add_argument("--e2e-s", type=float, default=20)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    args = parse_args(argv)
+    if not wrk.available():
+        log.error("wrk is not installed: make bench-tools")
+        return 1
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    workdir = setup.WORKDIR / "realistic" / stamp
+    bench = Realistic(args, workdir)
+    emulator = setup.start_emulator(workdir)
+    report: dict[str, Any] = {"args": vars(args), "load_before": os.getloadavg()}
+    try:
+        log.info(emulator_limit.warm_up(emulator, workdir, 8))
+        with delay_proxy(emulator.address, args.delay_ms) as (proxy, proxy_pid):
+            for variant in args.variants:
+                report[variant] = bench.variant(emulator, proxy, proxy_pid, variant)
+    finally:
+        emulator.stop()
+        report["load_after"] = os.getloadavg()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"realistic-{stamp}.json"
+        out.write_text(json.dumps(report, indent=1, default=str))
+        log.info(f"load average before {report['load_before']}, after {report['load_after']}")
+        log.info(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Read a service's settings from its environment once, collecting every problem at once."""
+
+from collections.abc import Mapping
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """One or more settings are missing or malformed; the message lists every one."""
+
+
+class Env:
+    """Typed reads of environment variables; `check` raises listing every problem found."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.errors: list[str] = []
+
+    def text(self, name: str, default: str = "", *, formerly: str | None = None) -> str:
+        """Return `name` (or the name it had before, `formerly`), stripped, else `default`."""
+        value = self.environ.get(name, "").strip()
+        if not value and formerly:
+            value = self.environ.get(formerly, "").strip()
+        return value or default
+
+    def required(self, name: str) -> str:
+        """Return `name`, noting a problem when it is missing or empty."""
+        value = self.text(name)
+        if not value:
+            self.errors.append(f"{name} is required")
+        return value
+
+    def number(self, name: str, default: float, *, allow_zero: bool = False) -> float:
+        """Return `name` as a positive number (or zero when allowed), else `default`."""
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.errors.append(f"{name} must be a number, got {raw!r}")
+            return default
+        if value < 0 or (value == 0 and not allow_zero):
+            kind = "non-negative" if allow_zero else "positive"
+            self.errors.append(f"{name} must be {kind}, got {raw!r}")
+        return value
+
+    def log_level(self, default: str = "INFO") -> str:
+        """Return LOG_LEVEL as an upper-case logging level name."""
+        level = self.text("LOG_LEVEL", default).upper()
+        if level not in LOG_LEVELS:
+            self.errors.append(f"LOG_LEVEL must be a logging level name, got {level!r}")
+        return level
+
+    def check(self, what: str) -> None:
+        """Raise ConfigError naming every problem noted so far, if there is any."""
+        if self.errors:
+            raise ConfigError(f"invalid {what} configuration: " + "; ".join(self.errors))

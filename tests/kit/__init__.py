@@ -1,0 +1,1 @@
+"""What more than one test module uses: hand-written fakes, sample rides, hypothesis strategies."""

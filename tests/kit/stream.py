@@ -1,0 +1,45 @@
+"""Publish rides and read results on the emulator, as another producer and consumer would."""
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from devstack.pubsub import Topology, emulator_clients
+
+Pull = Callable[[int, float], list[Any]]
+
+
+@contextmanager
+def results_reader(address: str, topology: Topology) -> Iterator[Pull]:
+    """Subscribe to the results topic; yield pull(want, timeout_s) -> messages; unsubscribe."""
+    name = topology.subscription_path(f"reader-{uuid.uuid4().hex[:8]}")
+    topic = topology.topic_path(topology.results_topic)
+    with emulator_clients(address) as (_, subscriber):
+        subscriber.create_subscription(request={"name": name, "topic": topic}, timeout=10)
+
+        def pull(want: int, timeout_s: float = 30.0) -> list[Any]:
+            received: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while len(received) < want and time.monotonic() < deadline:
+                response = subscriber.pull(
+                    request={"subscription": name, "max_messages": 10}, timeout=5
+                )
+                ack_ids = [m.ack_id for m in response.received_messages]
+                if ack_ids:
+                    subscriber.acknowledge(request={"subscription": name, "ack_ids": ack_ids})
+                received += [m.message for m in response.received_messages]
+            return received
+
+        try:
+            yield pull
+        finally:
+            subscriber.delete_subscription(request={"subscription": name}, timeout=10)
+
+
+def publish(address: str, topology: Topology, data: bytes, **attributes: str) -> str:
+    """Publish `data` to the rides topic, as `gcloud pubsub topics publish` would."""
+    with emulator_clients(address) as (publisher, _):
+        topic = topology.topic_path(topology.rides_topic)
+        return str(publisher.publish(topic, data, **attributes).result(10))

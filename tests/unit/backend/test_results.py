@@ -1,0 +1,36 @@
+"""backend_service.results: the store where the first result for a ride wins."""
+
+import pytest
+
+from backend_service.results import ResultStore, RideConflict
+
+
+def test_first_result_wins():
+    store = ResultStore()
+    record = store.begin("r1", b"fp", 5.0)
+
+    assert store.complete("r1", 7.0, "v1")
+    assert not store.complete("r1", 99.0, "v2")
+    assert (record.duration_final, record.model_version) == (7.0, "v1")
+    assert record.done.is_set()
+
+
+def test_result_for_an_unknown_ride_is_ignored():
+    assert not ResultStore().complete("nobody", 1.0, "v1")
+
+
+def test_reusing_a_ride_id_for_another_ride_conflicts():
+    store = ResultStore()
+    store.begin("r1", b"fp-a", 5.0)
+
+    with pytest.raises(RideConflict):
+        store.begin("r1", b"fp-b", 5.0)
+
+
+def test_store_forgets_the_oldest_rides_beyond_capacity():
+    store = ResultStore(capacity=2)
+    for ride_id in ("a", "b", "c"):
+        store.begin(ride_id, b"fp", 1.0)
+
+    assert store.get("a") is None and store.get("c") is not None
+    assert len(store) == 2
