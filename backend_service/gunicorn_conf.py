@@ -15,8 +15,10 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
 # WEB_CONCURRENCY lets a bigger instance (or a local run) add processes.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "gthread"
-# Requests mostly wait on Pub/Sub, so threads are cheap concurrency.
-threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# A confirmation holds its thread while it waits for its result, a few round trips to Pub/Sub;
+# waiting costs no CPU, so enough threads that one CPU, not the wait, bounds an instance
+# (docs/benchmarks.md, "Under a region's latency"). Cloud Run's --concurrency matches it.
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
 timeout = 0
 # Cloud Run sends SIGKILL 10 s after SIGTERM: gunicorn lets in-flight requests finish (each
 # waits at most RESULT_TIMEOUT_S, which config keeps under this), then worker_exit deletes the

@@ -37,7 +37,7 @@ FATAL = frozenset(
 )
 # After a fatal code the listener still tries again, slowly, so that a fixed IAM grant (or
 # filter) recovers without a restart; /readyz fails with the reason meanwhile.
-FATAL_RETRY_S = 30.0
+FATAL_RETRY_S = 10.0
 # Without pubsub.subscriptions.get, a stream still open this long after it opened is taken as
 # accepted: Pub/Sub refuses a stream within a round trip.
 ACCEPT_GRACE_S = 1.0

@@ -6,8 +6,9 @@
 
 # Creating, pulling from and deleting its own per-process results subscriptions. No predefined
 # role is this narrow: roles/pubsub.editor would also let it delete topics.
+# `get` lets the listener confirm that Pub/Sub accepted its stream (ready means accepted).
 BACKEND_ROLE_PERMISSIONS="pubsub.subscriptions.consume,pubsub.subscriptions.create"
-BACKEND_ROLE_PERMISSIONS+=",pubsub.subscriptions.delete"
+BACKEND_ROLE_PERMISSIONS+=",pubsub.subscriptions.delete,pubsub.subscriptions.get"
 # Pointing the push subscription at the predictor (and setting its ack deadline) is an update of
 # that one subscription; roles/pubsub.editor on it would also let the deployer delete it, pull
 # from it and change its IAM policy.

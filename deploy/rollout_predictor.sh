@@ -42,7 +42,7 @@ AWS_ACCESS_KEY_ID_VERSION="${AWS_ACCESS_KEY_ID_VERSION:-latest}"
 AWS_SECRET_ACCESS_KEY_VERSION="${AWS_SECRET_ACCESS_KEY_VERSION:-latest}"
 PREDICTOR_MEMORY="${PREDICTOR_MEMORY:-1Gi}"
 PREDICTOR_CPU="${PREDICTOR_CPU:-1}"
-PREDICTOR_CONCURRENCY="${PREDICTOR_CONCURRENCY:-8}"
+PREDICTOR_CONCURRENCY="${PREDICTOR_CONCURRENCY:-64}"
 PREDICTOR_MIN_INSTANCES="${PREDICTOR_MIN_INSTANCES:-0}"
 PREDICTOR_MAX_INSTANCES="${PREDICTOR_MAX_INSTANCES:-10}"
 
@@ -86,7 +86,8 @@ if needs_s3_keys; then
 fi
 
 note "deploy $PREDICTOR_SERVICE from $IMAGE"
-# Concurrency matches gunicorn's 8 threads; 1 GiB holds LightGBM, numpy/scipy and the MLflow
+# Concurrency matches gunicorn's 64 threads (each push waits for a Publish round trip, so one
+# CPU needs that many to stay busy: docs/benchmarks.md); 1 GiB holds LightGBM, numpy/scipy and the MLflow
 # client with room for the model. The HTTP startup probe keeps traffic away until the worker
 # has loaded the model: gunicorn accepts TCP connections before that, so a TCP probe would not.
 # The probe may take its full 240 s, and start-up counts against the request that woke the

@@ -23,7 +23,7 @@ SAMPLE_S = 5.0
 # measured size a ride), so a process may grow by a base amount plus that much per ride it handled.
 RSS_GROWTH_KB = 8 * 1024
 RSS_PER_RIDE_KB = 2.0
-# Threads: gunicorn's request pool (GUNICORN_THREADS, 16) starts threads on demand, at
+# Threads: gunicorn's request pool (GUNICORN_THREADS) starts threads on demand, at
 # concurrency peaks, so a backend worker climbs to a plateau; gRPC may add a few of its own for
 # a re-opened stream. A leak would grow past what they can add.
 THREAD_GROWTH = 16 + 4

@@ -15,7 +15,10 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
 # WEB_CONCURRENCY lets a bigger instance (or a local run) add processes.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Each push waits for its result's Publish round trip (tens of milliseconds in a region) with the
+# CPU idle: enough threads that one CPU, not the round trip, bounds an instance's pushes/s
+# (docs/benchmarks.md, "Under a region's latency"). Cloud Run's --concurrency matches it.
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
 # Cloud Run enforces its own request timeout; gunicorn's would kill slow model loads.
 timeout = 0
 # Cloud Run sends SIGKILL 10 s after SIGTERM: drain in less.

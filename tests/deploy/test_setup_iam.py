@@ -55,7 +55,7 @@ BACKEND_ROLE = ["iam", "roles", "describe", "rideBackendResultsSubscriber"]
 DEPLOYER_ROLE = ["iam", "roles", "describe", "ridePushSubscriptionUpdater"]
 # gcloud lists a role's permissions separated by ';', in any order.
 BACKEND_SAME = "pubsub.subscriptions.delete;pubsub.subscriptions.consume"
-BACKEND_SAME += ";pubsub.subscriptions.create"
+BACKEND_SAME += ";pubsub.subscriptions.create;pubsub.subscriptions.get"
 DEPLOYER_SAME = "pubsub.subscriptions.update;pubsub.subscriptions.get"
 
 

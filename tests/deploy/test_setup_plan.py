@@ -95,6 +95,7 @@ def test_backend_custom_role_holds_only_its_subscription_permissions(plan: Plan)
         "pubsub.subscriptions.create",
         "pubsub.subscriptions.consume",
         "pubsub.subscriptions.delete",
+        "pubsub.subscriptions.get",
     }
 
 

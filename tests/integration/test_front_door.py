@@ -1,11 +1,9 @@
 """The real predictor behind a Cloud Run IAM front-door double, configured as the rollout does."""
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -18,6 +16,7 @@ from tests.conftest import TrainedModel
 from tests.deploy import cloudbuild
 from tests.deploy.scripts import ROLLOUT, base_env, command, dry_run, env_vars, flag
 from tests.kit.rides import ride_message
+from tests.kit.stream import pull_all
 
 pytestmark = pytest.mark.emulator
 
@@ -114,28 +113,13 @@ def results(private_predictor: Stack) -> Iterator[str]:
             subscriber.delete_subscription(request={"subscription": name}, timeout=10)
 
 
-def pull_results(address: str, subscription: str, timeout_s: float = 30) -> list[dict[str, Any]]:
-    """Pull and ack until something arrives or the time is up; return the decoded results."""
-    deadline = time.monotonic() + timeout_s
-    with emulator_clients(address) as (_, subscriber):
-        while time.monotonic() < deadline:
-            response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": 10}, timeout=5
-            )
-            if response.received_messages:
-                ack_ids = [m.ack_id for m in response.received_messages]
-                subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids})
-                return [json.loads(m.message.data) for m in response.received_messages]
-    return []
-
-
 def test_invokers_push_through_the_front_door_is_acked_and_published(
     private_predictor: Stack, door: FrontDoor, results: str
 ) -> None:
     response = push(door.url + "/", "fd-1", f"Bearer {door.mint(INVOKER)}")
 
     assert response.status_code == 204, response.text
-    published = pull_results(private_predictor.address, results)
+    published = [json.loads(m.data) for m in pull_all(private_predictor.address, results, want=1)]
     assert [r["ride_id"] for r in published] == ["fd-1"]
     assert published[0]["duration_final"] > 0
 

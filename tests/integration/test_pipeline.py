@@ -12,6 +12,7 @@ from devstack.processes import free_port
 from devstack.pubsub import emulator_clients
 from devstack.rides import expected_duration
 from predictor_service.model import load_model
+from tests.kit.stream import pull_all
 
 pytestmark = pytest.mark.emulator
 
@@ -35,22 +36,6 @@ def post_json(url: str, body: object) -> requests.Response:
 @pytest.fixture(scope="module")
 def model(trained_model):
     return load_model(str(trained_model.folder))
-
-
-def pull_all(address: str, subscription: str, want: int, timeout_s: float = 30) -> list:
-    """Pull and ack until `want` messages arrived or the time is up."""
-    received: list = []
-    deadline = time.monotonic() + timeout_s
-    with emulator_clients(address) as (_, subscriber):
-        while len(received) < want and time.monotonic() < deadline:
-            response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": 50}, timeout=5
-            )
-            ack_ids = [m.ack_id for m in response.received_messages]
-            if ack_ids:
-                subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids})
-            received += [m.message for m in response.received_messages]
-    return received
 
 
 def test_confirmed_ride_gets_its_own_final_duration(make_stack, model):

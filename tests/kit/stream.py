@@ -20,22 +20,33 @@ def results_reader(address: str, topology: Topology) -> Iterator[Pull]:
         subscriber.create_subscription(request={"name": name, "topic": topic}, timeout=10)
 
         def pull(want: int, timeout_s: float = 30.0) -> list[Any]:
-            received: list[Any] = []
-            deadline = time.monotonic() + timeout_s
-            while len(received) < want and time.monotonic() < deadline:
-                response = subscriber.pull(
-                    request={"subscription": name, "max_messages": 10}, timeout=5
-                )
-                ack_ids = [m.ack_id for m in response.received_messages]
-                if ack_ids:
-                    subscriber.acknowledge(request={"subscription": name, "ack_ids": ack_ids})
-                received += [m.message for m in response.received_messages]
-            return received
+            return pull_messages(subscriber, name, want, timeout_s)
 
         try:
             yield pull
         finally:
             subscriber.delete_subscription(request={"subscription": name}, timeout=10)
+
+
+def pull_messages(subscriber: Any, subscription: str, want: int, timeout_s: float) -> list[Any]:
+    """Pull and ack until `want` messages arrived or the time is up; return the messages."""
+    received: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(received) < want and time.monotonic() < deadline:
+        response = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 50}, timeout=5
+        )
+        ack_ids = [m.ack_id for m in response.received_messages]
+        if ack_ids:
+            subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids})
+        received += [m.message for m in response.received_messages]
+    return received
+
+
+def pull_all(address: str, subscription: str, want: int, timeout_s: float = 30) -> list[Any]:
+    """Pull and ack `want` messages from `subscription` on the emulator at `address`."""
+    with emulator_clients(address) as (_, subscriber):
+        return pull_messages(subscriber, subscription, want, timeout_s)
 
 
 def publish(address: str, topology: Topology, data: bytes, **attributes: str) -> str:
