@@ -9,8 +9,6 @@ python -m training.course [--model-name ride-duration-course] [--alias productio
 
 import argparse
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -21,8 +19,8 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from .data import TRAIN_FILE, VALID_FILE, load_trips, rmse
-from .tracking import experiment
+from .data import load_trips, rmse
+from .tracking import arguments, experiment
 
 log = logging.getLogger("training")
 # skops stores the estimators' state without pickle, so loading runs no code from the artifact;
@@ -46,18 +44,11 @@ def fit(trips: pd.DataFrame) -> Pipeline:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=TRAIN_FILE)
-    parser.add_argument("--valid", type=Path, default=VALID_FILE)
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    parser.add_argument("--experiment", default="ride-duration-course")
-    parser.add_argument(
-        "--artifact-location",
-        default=os.environ.get("MLFLOW_ARTIFACT_LOCATION"),
-        help="artifact root of a new experiment, e.g. s3://bucket/path (default: MLflow's)",
+    parser = arguments(
+        __doc__.splitlines()[0],
+        experiment="ride-duration-course",
+        model_name="ride-duration-course",
     )
-    parser.add_argument("--model-name", default="ride-duration-course")
-    parser.add_argument("--alias", default="production")
     return parser.parse_args(argv)
 
 

@@ -1,6 +1,29 @@
-"""Where training logs: the MLflow experiment, created on first use."""
+"""Where training logs: the command-line options both trainers take, and the experiment."""
+
+import argparse
+import os
+from pathlib import Path
 
 import mlflow
+
+from .data import TRAIN_FILE, VALID_FILE
+
+
+def arguments(description: str, experiment: str, model_name: str) -> argparse.ArgumentParser:
+    """Return a parser of the data, tracking and registry options every trainer takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--train", type=Path, default=TRAIN_FILE)
+    parser.add_argument("--valid", type=Path, default=VALID_FILE)
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    parser.add_argument("--experiment", default=experiment)
+    parser.add_argument(
+        "--artifact-location",
+        default=os.environ.get("MLFLOW_ARTIFACT_LOCATION"),
+        help="artifact root of a new experiment, e.g. s3://bucket/path (default: MLflow's)",
+    )
+    parser.add_argument("--model-name", default=model_name)
+    parser.add_argument("--alias", default="production")
+    return parser
 
 
 def experiment(name: str, artifact_location: str | None) -> str:

@@ -6,7 +6,6 @@ python -m training.train [--coarse-out backend_service/coarse_model.json]
 import argparse
 import hashlib
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +22,9 @@ from predictor_service.features import (
 )
 
 from .coarse import fit_coarse, predict_many
-from .data import TRAIN_FILE, VALID_FILE, features, load_trips, rmse
+from .data import features, load_trips, rmse
 from .pairs import fit_pair_table, out_of_fold_features
-from .tracking import experiment
+from .tracking import arguments, experiment
 
 log = logging.getLogger("training")
 
@@ -51,18 +50,9 @@ PROGRESS_EVERY = 100
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=TRAIN_FILE)
-    parser.add_argument("--valid", type=Path, default=VALID_FILE)
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    parser.add_argument("--experiment", default="ride-duration")
-    parser.add_argument(
-        "--artifact-location",
-        default=os.environ.get("MLFLOW_ARTIFACT_LOCATION"),
-        help="artifact root of a new experiment, e.g. s3://bucket/path (default: MLflow's)",
+    parser = arguments(
+        __doc__.splitlines()[0], experiment="ride-duration", model_name="ride-duration"
     )
-    parser.add_argument("--model-name", default="ride-duration")
-    parser.add_argument("--alias", default="production")
     parser.add_argument("--num-boost-round", type=int, default=NUM_BOOST_ROUND)
     parser.add_argument(
         "--coarse-out", type=Path, help="also write the coarse estimator here for the backend"
