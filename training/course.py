@@ -19,8 +19,8 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from .data import load_trips, rmse
-from .tracking import arguments, experiment
+from .data import rmse
+from .tracking import arguments, experiment, prepare
 
 log = logging.getLogger("training")
 # skops stores the estimators' state without pickle, so loading runs no code from the artifact;
@@ -55,10 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float | str]:
     """Train, evaluate on the validation month, log and register; return the figures."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
-    if args.tracking_uri:
-        mlflow.set_tracking_uri(args.tracking_uri)
-    train, valid = load_trips(args.train), load_trips(args.valid)
+    train, valid = prepare(args)
     with mlflow.start_run(experiment_id=experiment(args.experiment, args.artifact_location)) as run:
         pipeline = fit(train)
         valid_rmse = rmse(pipeline.predict(course_dicts(valid)), valid.duration)

@@ -1,12 +1,14 @@
 """Where training logs: the command-line options both trainers take, and the experiment."""
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
-from .data import TRAIN_FILE, VALID_FILE
+from .data import TRAIN_FILE, VALID_FILE, load_trips
 
 
 def arguments(description: str, experiment: str, model_name: str) -> argparse.ArgumentParser:
@@ -32,3 +34,11 @@ def experiment(name: str, artifact_location: str | None) -> str:
     if found is not None:
         return str(found.experiment_id)
     return str(mlflow.create_experiment(name, artifact_location=artifact_location))
+
+
+def prepare(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Set up logging and the tracking server from `args`; return training and validation trips."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
+    if args.tracking_uri:
+        mlflow.set_tracking_uri(args.tracking_uri)
+    return load_trips(args.train), load_trips(args.valid)

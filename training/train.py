@@ -22,9 +22,9 @@ from predictor_service.features import (
 )
 
 from .coarse import fit_coarse, predict_many
-from .data import features, load_trips, rmse
+from .data import features, rmse
 from .pairs import fit_pair_table, out_of_fold_features
-from .tracking import arguments, experiment
+from .tracking import arguments, experiment, prepare
 
 log = logging.getLogger("training")
 
@@ -63,10 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, float | str]:
     """Train, evaluate on the validation month, log, register; return the figures."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
-    if args.tracking_uri:
-        mlflow.set_tracking_uri(args.tracking_uri)
-    train, valid = load_trips(args.train), load_trips(args.valid)
+    train, valid = prepare(args)
     log.info(
         "loaded %d training rides (%s), %d validation rides (%s)",
         len(train),
