@@ -2,22 +2,24 @@
 
 Both services wait for each publish before they answer, so the Pub/Sub client's own batching,
 which waits `max_latency` and starts two threads per batch, would add its delay and CPU to every
-request. Group commit needs no timer: up to `max_in_flight` RPCs are in flight at once; while
-all are, newly published messages queue up and leave together in the next RPC to start, so
-batches grow with the load and the round trip paces no message behind more than one other RPC.
-An idle publish goes out at once, sent by the thread that publishes it (handing it to a sender
-thread costs a thread wake-up each way). docs/benchmarks.md has the measured difference.
+request. Group commit needs no timer: while an RPC is in flight, newly published messages
+queue up and leave together in the next RPC to start, so batches grow with the load. Another
+RPC starts beside those in flight only once the youngest of them has been out `stagger_s`: a
+fast Pub/Sub (the emulator) keeps one RPC out at a time and gathers the most messages into
+each, a slow one (tens of milliseconds a round trip) gets up to `max_in_flight` staggered RPCs,
+so no message waits a whole round trip behind another RPC. An idle publish goes out at once,
+sent by the thread that publishes it (handing it to a sender thread costs a thread wake-up
+each way). docs/benchmarks.md has the measured difference.
 
 Failures are handled as the official client handles them: the codes its Publish retries are
 retried with exponential back-off, within each message's deadline; a batch the service refuses
 as INVALID_ARGUMENT is split, so the one bad message fails alone.
 """
 
-import queue
 import random
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -53,8 +55,11 @@ RETRYABLE = frozenset(
 BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 1.0
 # Several RPCs in flight: with tens of milliseconds a round trip, one at a time would make each
-# confirmation wait for the RPC before its own. Each RPC costs CPU of its own, so not many.
+# confirmation wait for the RPC before its own. Each RPC costs CPU of its own, so not many, and
+# a new one starts only when the youngest in flight has been out STAGGER_S: longer than a round
+# trip to a fast Pub/Sub, a small share of one to a distant region.
 MAX_IN_FLIGHT = 8
+STAGGER_S = 0.003
 # Messages waiting for an RPC; past it a publish fails at once (the caller answers 503 or asks
 # for a redelivery) instead of queueing behind an outage.
 MAX_QUEUED = 2000
@@ -119,6 +124,7 @@ class GroupCommitPublisher:
         max_in_flight: int = MAX_IN_FLIGHT,
         max_queued: int = MAX_QUEUED,
         backoff_s: float = BACKOFF_INITIAL_S,
+        stagger_s: float = STAGGER_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client  # owns the channel, with its credentials
@@ -129,13 +135,19 @@ class GroupCommitPublisher:
         )
         self._timeout_s = timeout_s
         self._linger_s = linger_s
+        self._max_in_flight = max_in_flight
         self._max_queued = max_queued
         self._backoff_s = backoff_s
+        self._stagger_s = stagger_s
         self._clock = clock
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        # Under the lock: the queue, the RPCs in flight, when the youngest started. Sender
+        # threads wait on `_ready` for something to send and leave to start an RPC.
         self._lock = threading.Lock()
-        self._queued = 0  # messages in the queue, counted under the lock
-        self._slots = threading.BoundedSemaphore(max_in_flight)  # one per RPC in flight
+        self._ready = threading.Condition(self._lock)
+        self._queue: deque[_Item] = deque()
+        self._in_flight = 0
+        self._last_start = 0.0
+        self._waking = False  # a sender was woken and has not looked at the queue yet
         for i in range(max_in_flight):
             threading.Thread(target=self._send_forever, name=f"publisher-{i}", daemon=True).start()
 
@@ -145,9 +157,9 @@ class GroupCommitPublisher:
         """Send or queue one message; the future resolves to its message id or the error.
 
         It fails at once when the message is over Pub/Sub's limits or the queue is full. With
-        an RPC slot free and nothing queued, the message leaves in an RPC of its own, sent from
-        this thread, and the future is done when this returns. Otherwise a sender thread sends
-        it with everything else queued by then. Either way it is retried until `timeout`
+        nothing queued and an RPC free to start, the message leaves in an RPC of its own, sent
+        from this thread, and the future is done when this returns. Otherwise a sender thread
+        sends it with everything else queued by then. Either way it is retried until `timeout`
         (the publisher's `timeout_s` when None) has passed.
         """
         future: Future = Future()
@@ -156,61 +168,85 @@ class GroupCommitPublisher:
         except PublishRefused as err:
             future.set_exception(err)
             return future
-        deadline = self._clock() + (self._timeout_s if timeout is None else timeout)
+        now = self._clock()
+        deadline = now + (self._timeout_s if timeout is None else timeout)
         item = _Item(topic, _Message(data=data, attributes=attrs), future, deadline, size)
         with self._lock:
-            direct = self._queued == 0 and self._slots.acquire(blocking=False)
-            busy = not direct and self._queued >= self._max_queued
-            if not direct and not busy:
-                self._queued += 1
-                self._queue.put(item)
-        if busy:
-            future.set_exception(PublisherBusy(f"{self._max_queued} messages wait to be sent"))
-        elif direct:
+            startable = self._wait_to_start(now) == 0.0
+            direct = startable and not self._queue
+            if direct:
+                self._start(now)
+            elif len(self._queue) >= self._max_queued:
+                future.set_exception(PublisherBusy(f"{self._max_queued} messages wait to be sent"))
+                return future
+            else:
+                # Wake a sender only when it has something new to do: start an RPC now, or
+                # time the stagger for a queue that was empty. Later messages join that.
+                if startable or not self._queue:
+                    self._wake_sender()
+                self._queue.append(item)
+        if direct:
             try:
                 self._send(topic, [item])
             finally:
-                self._slots.release()
+                self._finish()
         return future
 
-    def _take(self, block: bool) -> _Item | None:
-        try:
-            item = self._queue.get(block=block)
-        except queue.Empty:
+    def _wait_to_start(self, now: float) -> float | None:
+        """Seconds until another RPC may start: 0 now, None until one in flight ends."""
+        if self._in_flight == 0:
+            return 0.0
+        if self._in_flight >= self._max_in_flight:
             return None
+        return max(0.0, self._last_start + self._stagger_s - now)
+
+    def _start(self, now: float) -> None:
+        self._in_flight += 1
+        self._last_start = now
+
+    def _finish(self) -> None:
         with self._lock:
-            self._queued -= 1
-        return item
+            self._in_flight -= 1
+            if self._queue:
+                self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        """Wake one sender thread, unless one woken already has yet to run (under the lock)."""
+        if not self._waking:
+            self._waking = True
+            self._ready.notify()
 
     def _send_forever(self) -> None:
-        carried: _Item | None = None  # the message that did not fit in the previous RPC
         while True:
-            first = carried or self._take(block=True)
-            assert first is not None
-            with self._slots:  # what queues while every slot is busy forms the next batch
+            with self._lock:
+                self._waking = False  # this sender looks at the queue now
+                while (wait := self._wait_to_start(self._clock())) != 0.0 or not self._queue:
+                    self._ready.wait(wait if self._queue else None)
+                    self._waking = False
+                self._start(self._clock())
+            try:
                 if self._linger_s:
-                    time.sleep(self._linger_s)
-                carried = self._send_round([first])
+                    time.sleep(self._linger_s)  # what queues meanwhile joins this RPC
+                self._send_round()
+            finally:
+                self._finish()
 
-    def _send_round(self, items: list[_Item]) -> _Item | None:
-        """Send `items` and what else is queued; return the message left for the next round."""
-        carried = None
-        size = items[0].size
-        while len(items) < MAX_MESSAGES:
-            item = self._take(block=False)
-            if item is None:
-                break
-            if size + item.size > MAX_BYTES:
-                carried = item
-                break
-            items.append(item)
-            size += item.size
+    def _send_round(self) -> None:
+        """Send what is queued, up to one RPC's limits; the rest waits for the next round."""
+        items: list[_Item] = []
+        size = 0
+        with self._lock:
+            while self._queue and len(items) < MAX_MESSAGES:
+                if items and size + self._queue[0].size > MAX_BYTES:
+                    break
+                item = self._queue.popleft()
+                items.append(item)
+                size += item.size
         by_topic: dict[str, list[_Item]] = defaultdict(list)
         for item in items:
             by_topic[item.topic].append(item)
         for topic, batch in by_topic.items():
             self._send(topic, batch)
-        return carried
 
     def _send(self, topic: str, batch: list[_Item]) -> None:
         """Publish `batch`, retrying what the official client retries until its deadlines."""

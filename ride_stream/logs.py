@@ -56,14 +56,18 @@ def trace_fields(project_id: str, cloud_trace: str, traceparent: str) -> dict[st
     return {}
 
 
-@contextlib.contextmanager
-def request_trace(environ: Mapping[str, Any]) -> Iterator[None]:
-    """Let every record written inside the block carry the trace of the request in `environ`."""
+def _trace_headers(environ: Mapping[str, Any]) -> tuple[str, str] | None:
     headers = (
         environ.get("HTTP_X_CLOUD_TRACE_CONTEXT", ""),
         environ.get("HTTP_TRACEPARENT", ""),
     )
-    token = _request_trace.set(headers if any(headers) else None)
+    return headers if any(headers) else None
+
+
+@contextlib.contextmanager
+def request_trace(environ: Mapping[str, Any]) -> Iterator[None]:
+    """Let every record written inside the block carry the trace of the request in `environ`."""
+    token = _request_trace.set(_trace_headers(environ))
     try:
         yield
     finally:
@@ -77,9 +81,13 @@ class TraceContext:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        # Parsing waits for the formatter: most requests write no log line at all.
-        with request_trace(environ):
+        # Parsing waits for the formatter: most requests write no log line at all. Set and
+        # reset inline, not through request_trace's generator: this runs on every request.
+        token = _request_trace.set(_trace_headers(environ))
+        try:
             return self.app(environ, start_response)
+        finally:
+            _request_trace.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -136,6 +144,8 @@ class GunicornLogger(glogging.Logger):
                 handler.setFormatter(formatter)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log.handlers:  # no access log (the default): nothing to write
+            return
         # Gunicorn writes the line after the app has returned: restore the request's trace.
         with request_trace(environ):
             super().access(resp, req, environ, request_time)

@@ -147,7 +147,10 @@ def test_messages_queued_during_an_rpc_leave_together_in_the_next(publisher, cha
     assert channel.threads[1] == "publisher-0"
 
 
-def test_many_threads_each_get_their_own_message_id(publisher, channel):
+@pytest.mark.parametrize("in_flight", [1, 3], ids=["one RPC out", "three staggered RPCs out"])
+def test_many_threads_each_get_their_own_message_id(channel, in_flight):
+    publisher = make_publisher(channel, max_in_flight=in_flight, stagger_s=0.0005)
+
     def publish(i: int) -> tuple[bytes, str]:
         data = f"m{i}".encode()
         return data, publisher.publish(TOPIC, data).result(5)
@@ -203,7 +206,7 @@ def test_messages_to_two_topics_go_in_one_rpc_each(publisher, channel, in_flight
 
 
 def test_publishes_go_out_in_parallel_up_to_max_in_flight(channel):
-    publisher = make_publisher(channel, max_in_flight=3)
+    publisher = make_publisher(channel, max_in_flight=3, stagger_s=0)
     channel.hold.clear()
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(lambda i=i: publisher.publish(TOPIC, b"%d" % i)) for i in range(3)]
@@ -217,17 +220,33 @@ def test_publishes_go_out_in_parallel_up_to_max_in_flight(channel):
     assert queued.result(5) == "4-0"
 
 
+def test_another_rpc_starts_only_once_the_youngest_has_been_out_the_stagger(channel):
+    publisher = make_publisher(channel, max_in_flight=3, stagger_s=0.3)
+    channel.hold.clear()
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        first = pool.submit(lambda: publisher.publish(TOPIC, b"first"))
+        wait_for_rpcs(channel, 1)
+        queued = [publisher.publish(TOPIC, b"a"), publisher.publish(TOPIC, b"b")]
+        time.sleep(0.1)
+        assert len(channel.requests) == 1  # a fast RPC would have ended by now
+        wait_for_rpcs(channel, 2)  # the first is still out: the queue leaves beside it
+        assert time.monotonic() - started >= 0.3
+        assert [m.data for m in channel.requests[1].messages] == [b"a", b"b"]
+        channel.hold.set()
+        assert first.result(5).result(5) == "1-0"
+
+    assert [f.result(5) for f in queued] == ["2-0", "2-1"]
+
+
 def test_a_full_queue_fails_a_publish_at_once(channel):
     publisher = make_publisher(channel, max_in_flight=1, max_queued=2)
     channel.hold.clear()
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: publisher.publish(TOPIC, b"in flight"))
         wait_for_rpcs(channel, 1)
-        queued = [publisher.publish(TOPIC, b"a")]
-        # The sender thread takes "a" and waits for the slot; "b" and "c" fill the queue.
-        wait_until(lambda: publisher._queued == 0, 5, interval_s=0.001)
-        queued += [publisher.publish(TOPIC, b"b"), publisher.publish(TOPIC, b"c")]
-        refused = publisher.publish(TOPIC, b"d")
+        queued = [publisher.publish(TOPIC, b"a"), publisher.publish(TOPIC, b"b")]
+        refused = publisher.publish(TOPIC, b"c")
 
         assert isinstance(refused.exception(0), batching.PublisherBusy)
         channel.hold.set()
