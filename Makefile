@@ -88,6 +88,13 @@ bench-quick: install bench-tools
 bench-realistic: install bench-tools
 	$(PY) -m bench.realistic $(ARGS)
 
+## Rides in memory against Firestore (POST /rides p50/p99 at 100 rides/s, the stores alternating),
+## then 8 backends at 200 rides/s and what fanning results out to them costs; needs both
+## emulators. Writes bench/results/ride-store-<time>.json; ARGS: python -m bench.ride_store -h
+.PHONY: bench-ride-store
+bench-ride-store: install
+	$(PY) -m bench.ride_store $(ARGS)
+
 ## The predictor serving the project's booster and the course's pipeline, side by side.
 bench-models: install bench-tools
 	$(PY) -m bench.models

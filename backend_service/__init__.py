@@ -2,6 +2,8 @@
 
 import logging
 import os
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -14,8 +16,13 @@ from .listener import ResultListener, stream_channels
 from .listener import make_client as make_subscriber
 from .publisher import RidePublisher
 from .publisher import make_client as make_publisher
-from .results import ResultStore
+from .results import ResultStore, RideStore
 from .routes import Runtime, register
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+    from .recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +33,36 @@ def create_app(
     publisher: RidePublisher | None = None,
     listener: ResultListener | None = None,
     estimator: CoarseEstimator | None = None,
+    rides: RideStore | None = None,
+    recorder: "Recorder | None" = None,
 ) -> Flask:
     """Build the app; create the clients and this process's results subscription once."""
     config = config or Config.from_env(os.environ)
     configure_logging(config.log_level, config.project_id)
     estimator = estimator or CoarseEstimator.load(config.coarse_model_path)
     store = ResultStore()
+    if rides is None and config.ride_store == "firestore":
+        # Imported only here: a memory store needs neither Firestore's client nor the recorder.
+        from .recorder import Recorder
+        from .recorder import make_subscriber as make_recorder_subscriber
+        from .ride_state import FirestoreRides, SharedRides, client_from_env
+
+        def connect() -> "firestore.Client":
+            return client_from_env(config.project_id, config.firestore_database)
+
+        firestore_rides = FirestoreRides(
+            connect(),
+            config.rides_collection,
+            config.store_timeout_s,
+            timedelta(days=config.ride_retention_days),
+            connect=connect,
+        )
+        rides = SharedRides(firestore_rides, store)
+        recorder = recorder or Recorder(
+            make_recorder_subscriber(),
+            f"projects/{config.project_id}/subscriptions/{config.recorder_subscription}",
+            record=firestore_rides.complete,
+        )
     if publisher is None:
         publisher = RidePublisher(
             make_publisher(
@@ -52,7 +83,6 @@ def create_app(
             ttl_s=config.results_subscription_ttl_s,
             channels=stream_channels(config.pubsub_emulator_host),
         )
-    listener.start()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     runtime = Runtime(
@@ -60,12 +90,23 @@ def create_app(
         publisher=publisher,
         listener=listener,
         store=store,
+        rides=rides if rides is not None else store,
+        recorder=recorder,
         result_timeout_s=config.result_timeout_s,
     )
+    listener.on_resubscribed = runtime.republish_pending
+    listener.start()
+    if recorder is not None:
+        recorder.start()
     errors.register(app)
     register(app, runtime, config.max_body_bytes)
     app.wsgi_app = TraceContext(app.wsgi_app)  # type: ignore[method-assign]
     log.info(
-        "backend ready", extra={"coarse_model": estimator.version, "reply_to": listener.reply_to}
+        "backend ready",
+        extra={
+            "coarse_model": estimator.version,
+            "reply_to": listener.reply_to,
+            "ride_store": type(runtime.rides).__name__,
+        },
     )
     return app

@@ -12,6 +12,7 @@ from .coarse import DEFAULT_PATH
 # within gunicorn's graceful_timeout (8 s, gunicorn_conf.py), then deletes its results
 # subscription: a confirmation's wait must end well inside that.
 MAX_RESULT_TIMEOUT_S = 6.0
+RIDE_STORES = ("firestore", "memory")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ class Config:
     # Set, the clients talk to the emulator there (the client library reads it too); the
     # results stream's channels are made for it: plain, and without keepalive pings.
     pubsub_emulator_host: str = ""
+    # Where rides live: "firestore", shared by every process and instance (what the deploy
+    # sets), or "memory", this process only (a ride is 404 on any other).
+    ride_store: str = "firestore"
+    firestore_database: str = "(default)"
+    rides_collection: str = "rides"
+    ride_retention_days: float = 7.0  # a ride's document expires then (a Firestore TTL policy)
+    # The results subscription every backend instance shares, from which results are recorded.
+    recorder_subscription: str = "ride-duration-pull-recorder"
+    store_timeout_s: float = 2.0  # longest a Firestore call may take, retries included
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Config":
@@ -61,7 +71,17 @@ class Config:
             max_body_bytes=int(env.number("MAX_BODY_BYTES", cls.max_body_bytes)),
             log_level=env.log_level(),
             pubsub_emulator_host=env.text("PUBSUB_EMULATOR_HOST"),
+            ride_store=env.text("RIDE_STORE", cls.ride_store).lower(),
+            firestore_database=env.text("FIRESTORE_DATABASE", cls.firestore_database),
+            rides_collection=env.text("RIDES_COLLECTION", cls.rides_collection),
+            ride_retention_days=env.number("RIDE_RETENTION_DAYS", cls.ride_retention_days),
+            recorder_subscription=env.text("RECORDER_SUBSCRIPTION", cls.recorder_subscription),
+            store_timeout_s=env.number("STORE_TIMEOUT_S", cls.store_timeout_s),
         )
+        if config.ride_store not in RIDE_STORES:
+            env.errors.append(
+                f"RIDE_STORE must be one of {', '.join(RIDE_STORES)}, got {config.ride_store!r}"
+            )
         if config.result_timeout_s > MAX_RESULT_TIMEOUT_S:
             env.errors.append(
                 f"RESULT_TIMEOUT_S must be at most {MAX_RESULT_TIMEOUT_S:g} (a stopping worker"

@@ -123,6 +123,10 @@ class ResultListener:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reply_to = reply_to or uuid.uuid4().hex[:16]
+        # Called, on a thread of its own, once a lost subscription has been replaced: results
+        # published meanwhile reached no subscription, so the rides waiting for them must go
+        # out again.
+        self.on_resubscribed: Callable[[], object] | None = None
         self._client = client
         self._channels = channels
         self._clock = clock  # a freeze shows as a jump in it
@@ -253,7 +257,10 @@ class ResultListener:
             if code == grpc.StatusCode.NOT_FOUND:
                 # Pub/Sub lost the subscription (or the emulator restarted): make a new one.
                 log.error("results stream ended, resubscribing", extra={"error": repr(error)})
-                self._resubscribe()
+                if self._resubscribe() and self.on_resubscribed is not None:
+                    threading.Thread(
+                        target=self.on_resubscribed, name="after-resubscribe", daemon=True
+                    ).start()
                 failures = 0
                 continue
             if code is not None and code in FATAL:
@@ -380,13 +387,16 @@ class ResultListener:
         # The routing header the official client sends on every stream (streaming_pull_manager).
         return rpc(requests, metadata=[("x-goog-request-params", f"subscription={subscription}")])
 
-    def _resubscribe(self) -> None:
-        """Make a new subscription, same filter: results published from then on reach it."""
+    def _resubscribe(self) -> bool:
+        """Make a new subscription, same filter: results published from then on reach it.
+
+        Return False if the listener was closed first.
+        """
         old = self.subscription
         wait_s = RESUBSCRIBE_BACKOFF_S[0]
         for attempt in range(10_000):
             if self._closing.wait(wait_s):
-                return
+                return False
             try:
                 self._subscribe()
             except gexc.GoogleAPICallError as err:
@@ -401,7 +411,8 @@ class ResultListener:
                 self._carried_acks = []  # ack ids of the old subscription mean nothing to the new
             if old is not None:
                 self._delete(old, timeout_s=2.0)
-            return
+            return True
+        return False
 
     def _delete(self, subscription: str, timeout_s: float) -> None:
         try:

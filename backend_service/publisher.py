@@ -1,5 +1,6 @@
 """Publish confirmed rides to the rides topic and wait until Pub/Sub has each one."""
 
+from concurrent.futures import Future
 from typing import Any
 
 from google.pubsub_v1 import PublisherClient
@@ -33,11 +34,28 @@ class RidePublisher:
 
     def publish(self, data: bytes, ride_id: str, reply_to: str) -> str:
         """Return the message id; raise StreamUnavailable if it is not confirmed in time."""
+        return self._confirmed(self._send(data, ride_id, reply_to))
+
+    def publish_all(self, rides: list[tuple[bytes, str]], reply_to: str) -> int:
+        """Publish (message, ride_id) pairs together; return how many were not confirmed."""
+        futures = [self._send(data, ride_id, reply_to) for data, ride_id in rides]
+        failed = 0
+        for future in futures:
+            try:
+                self._confirmed(future)
+            except StreamUnavailable:
+                failed += 1
+        return failed
+
+    def _send(self, data: bytes, ride_id: str, reply_to: str) -> Future:
+        # The client retries within `timeout`.
+        return self._client.publish(  # type: ignore[no-any-return]
+            self._topic, data, ride_id=ride_id, reply_to=reply_to, timeout=self._timeout_s
+        )
+
+    def _confirmed(self, future: Future) -> str:
         try:
-            # The client retries within `timeout`; the extra second covers a slow last attempt.
-            future = self._client.publish(
-                self._topic, data, ride_id=ride_id, reply_to=reply_to, timeout=self._timeout_s
-            )
+            # The extra second covers a slow last attempt.
             message_id = str(future.result(timeout=self._timeout_s + 1.0))
         except PublishRefused as err:  # this message, not the stream: the stream stays healthy
             raise StreamUnavailable(f"{type(err).__name__}: {err}") from err

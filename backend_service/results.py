@@ -1,12 +1,23 @@
 """What this process knows of each ride, and the requests waiting for a final duration."""
 
+import itertools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 
 class RideConflict(ValueError):
     """A ride_id was reused for a different ride."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The ride store did not answer as it should (unavailable, deadline, permission, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -16,6 +27,9 @@ class RideRecord:
     duration_coarse: float
     duration_final: float | None = None
     model_version: str | None = None
+    # The ride as published, kept until its result comes, to publish it again if need be.
+    message: bytes = field(default=b"", repr=False)
+    created_at: datetime | None = None  # when the ride store first took it
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def as_json(self) -> dict[str, object]:
@@ -34,20 +48,50 @@ class RideRecord:
         }
 
 
+class RideStore(Protocol):
+    """Where confirmations take, look up and wait for rides: this process, or every instance."""
+
+    def claim(
+        self, ride_id: str, fingerprint: bytes, coarse: float, message: bytes
+    ) -> tuple[RideRecord, bool]:
+        """Return the ride's record, taking it if new, and whether the caller must publish it.
+
+        Raise RideConflict if the ride_id was used for another ride.
+        """
+
+    def get(self, ride_id: str) -> RideRecord | None:
+        """Return what is known of a ride, None if no one took it."""
+
+    def follow(self, record: RideRecord, timeout_s: float) -> RideRecord:
+        """Wait up to `timeout_s` for the final result of a ride this caller did not publish."""
+
+    def release(self, ride_id: str) -> None:
+        """Forget a ride whose publish failed, so that confirming it again publishes it."""
+
+    def problem(self) -> str | None:
+        """Why the store cannot serve now, for /readyz; None when it can."""
+
+
 class ResultStore:
-    """A bounded, thread-safe map of ride_id to record; the first final result wins."""
+    """A bounded, thread-safe map of ride_id to record; the first final result wins.
+
+    As a RideStore it holds the rides of this process only: another process, or instance,
+    answers 404 for them.
+    """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._records: OrderedDict[str, RideRecord] = OrderedDict()
         self._lock = threading.Lock()
         self._capacity = capacity
 
-    def begin(self, ride_id: str, fingerprint: bytes, duration_coarse: float) -> RideRecord:
+    def begin(
+        self, ride_id: str, fingerprint: bytes, duration_coarse: float, message: bytes = b""
+    ) -> RideRecord:
         """Return the ride's record, creating it; raise RideConflict if the ride differs."""
         with self._lock:
             record = self._records.get(ride_id)
             if record is None:
-                record = RideRecord(ride_id, fingerprint, duration_coarse)
+                record = RideRecord(ride_id, fingerprint, duration_coarse, message=message)
                 self._insert(record)
             elif record.fingerprint != fingerprint:
                 raise RideConflict(f"ride_id {ride_id!r} was already used for another ride")
@@ -61,12 +105,36 @@ class ResultStore:
                 return False
             record.duration_final = duration_final
             record.model_version = model_version
+            record.message = b""
         record.done.set()
         return True
+
+    def pending(self, limit: int) -> list[RideRecord]:
+        """Return up to `limit` rides still waiting for their result, the newest first."""
+        with self._lock:
+            waiting = (r for r in reversed(self._records.values()) if r.duration_final is None)
+            return list(itertools.islice(waiting, limit))
 
     def get(self, ride_id: str) -> RideRecord | None:
         with self._lock:
             return self._records.get(ride_id)
+
+    def claim(
+        self, ride_id: str, fingerprint: bytes, coarse: float, message: bytes
+    ) -> tuple[RideRecord, bool]:
+        """Take the ride; a pending ride confirmed again is published again."""
+        record = self.begin(ride_id, fingerprint, coarse, message)
+        return record, record.duration_final is None
+
+    def follow(self, record: RideRecord, timeout_s: float) -> RideRecord:
+        record.done.wait(timeout_s)
+        return record
+
+    def release(self, ride_id: str) -> None:
+        """Nothing to forget: a pending ride confirmed again is published again."""
+
+    def problem(self) -> str | None:
+        return None
 
     def __len__(self) -> int:
         return len(self._records)

@@ -26,14 +26,19 @@ from .coarse import CoarseEstimator
 from .errors import ApiError, abort_json, error_json
 from .listener import ResultListener
 from .publisher import RidePublisher, StreamUnavailable
-from .results import ResultStore, RideConflict
+from .results import ResultStore, RideConflict, RideStore, StoreUnavailable
 from .rides import InvalidRide, Ride, parse_ride
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from .recorder import Recorder
+
 log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+# After the results subscription is replaced, the newest rides still waiting are published
+# again, at most this many: the store's oldest pending rides are long past any client's wait.
+REPUBLISH_AT_MOST = 1000
 
 
 def register(app: Flask, runtime: Runtime, max_body_bytes: int) -> None:
@@ -56,7 +61,9 @@ class Runtime:
     estimator: CoarseEstimator
     publisher: RidePublisher
     listener: ResultListener
-    store: ResultStore
+    store: ResultStore  # this process's rides, waiting for their results on its stream
+    rides: RideStore  # where rides are taken and looked up: `store`, or shared by instances
+    recorder: Recorder | None  # writes every result to the shared store, when there is one
     result_timeout_s: float
 
     def coarse(self, ride: Ride) -> float:
@@ -67,6 +74,19 @@ class Runtime:
 
     def close(self) -> None:
         self.listener.close()
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def republish_pending(self) -> None:
+        """Publish again the rides still waiting, whose results may have reached no one."""
+        waiting = self.store.pending(REPUBLISH_AT_MOST)
+        failed = self.publisher.publish_all(
+            [(record.message, record.ride_id) for record in waiting], self.listener.reply_to
+        )
+        log.warning(
+            "rides waiting for a result published again",
+            extra={"rides": len(waiting) - failed, "failed": failed},
+        )
 
 
 def runtime() -> Runtime:
@@ -156,16 +176,25 @@ def confirm() -> tuple[Response, int]:
     ride = ride_from(payload)
     ride_id = ride.ride_id or uuid.uuid4().hex
     message = ride.message(ride_id)
+    coarse = rt.coarse(ride)
     try:
-        record = rt.store.begin(ride_id, hashlib.sha256(message).digest(), rt.coarse(ride))
+        record, publish = rt.rides.claim(ride_id, hashlib.sha256(message).digest(), coarse, message)
     except RideConflict as err:
         abort_json(409, str(err), extra={"ride_id": ride_id})
-    if record.duration_final is None:
+    except StoreUnavailable as err:
+        log.error("ride not taken", extra={"ride_id": ride_id, "error": err.reason})
+        abort_json(
+            503,
+            "the ride store is unavailable; the coarse duration stands",
+            extra={"ride_id": ride_id, "duration_coarse": coarse},
+        )
+    if publish:
         rt.listener.ensure_open()  # after a freeze, the stream that will carry the result
         try:
             rt.publisher.publish(message, ride_id=ride_id, reply_to=rt.listener.reply_to)
         except StreamUnavailable as err:
             log.error("ride not published", extra={"ride_id": ride_id, "error": str(err)})
+            rt.rides.release(ride_id)
             abort_json(
                 503,
                 "the prediction stream is unavailable; the coarse duration stands",
@@ -174,14 +203,19 @@ def confirm() -> tuple[Response, int]:
         # Config keeps this wait below gunicorn's graceful timeout: a worker told to stop
         # answers every waiting confirmation before it exits.
         record.done.wait(rt.result_timeout_s)
+    elif record.duration_final is None:  # taken, and published, elsewhere or earlier
+        record = rt.rides.follow(record, rt.result_timeout_s)
     return jsonify(record.as_json()), 200 if record.duration_final is not None else 202
 
 
 def lookup(ride_id: str) -> Response:
-    """Return what this process knows of a ride."""
-    record = runtime().store.get(ride_id)
+    """Return what is known of a ride: by every instance with a shared store."""
+    try:
+        record = runtime().rides.get(ride_id)
+    except StoreUnavailable as err:
+        abort_json(503, f"the ride store is unavailable: {err.reason}", extra={"ride_id": ride_id})
     if record is None:
-        abort_json(404, f"no ride {ride_id!r} in this process")
+        abort_json(404, f"no ride {ride_id!r} was taken", extra={"ride_id": ride_id})
     return jsonify(record.as_json())
 
 
@@ -192,15 +226,25 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     rt = runtime()
     rt.listener.ensure_open()  # after a freeze, report the reopened stream, not the lost one
-    checks = {"listener": rt.listener.running, "publisher": rt.publisher.healthy}
+    store_problem = rt.rides.problem()
+    checks = {
+        "listener": rt.listener.running,
+        "publisher": rt.publisher.healthy,
+        "store": store_problem is None,
+    }
+    if rt.recorder is not None:
+        checks["recorder"] = rt.recorder.running
     ready = all(checks.values())
     body = {
         "status": "ready" if ready else "unavailable",
         "checks": checks,
         "reply_to": rt.listener.reply_to,
     }
-    if rt.listener.problem:  # a refusal that retrying will not fix: IAM, or the filter
-        body["reason"] = rt.listener.problem
+    # Why not: the listener's refusal that retrying will not fix (IAM, the filter), the ride
+    # store's failure, the recorder's stopped stream.
+    reasons = [rt.listener.problem, store_problem, rt.recorder and rt.recorder.problem]
+    if any(reasons):
+        body["reason"] = "; ".join(r for r in reasons if r)
     return jsonify(body), 200 if ready else 503
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 MAX_CONNECTIONS = 256  # per target; past that, requests queue in the client (and it shows)
 IDLE_REUSE_S = 1.0  # gunicorn closes idle keep-alive connections after 2 s
+START_DELAY_S = 0.05  # the first request is due this long after the run starts
 
 
 @dataclass
@@ -125,7 +126,7 @@ async def _run(
     outcomes: list[Outcome] = []
     errors: list[str] = []
     loop = asyncio.get_running_loop()
-    start = loop.time() + 0.05
+    start = loop.time() + START_DELAY_S
 
     async def one(index: int, due: float) -> None:
         sent = loop.time()

@@ -96,7 +96,7 @@ class Realistic:
         env = dict(os.environ) | self.service_env() | {
             "PUBSUB_EMULATOR_HOST": proxy, "PROJECT_ID": s.project, "RIDES_TOPIC": s.rides_topic,
             "RESULTS_TOPIC": s.results_topic, "WEB_CONCURRENCY": "1",
-            "GUNICORN_THREADS": str(self.args.backend_threads),
+            "GUNICORN_THREADS": str(self.args.backend_threads), "RIDE_STORE": "memory",
         }  # fmt: skip
         port = free_port()
         return Service(

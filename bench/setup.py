@@ -124,6 +124,7 @@ def backend_service(
         "PROJECT_ID": PROJECT,
         "RESULTS_TOPIC": results_topic,
         "WEB_CONCURRENCY": "1",
+        "RIDE_STORE": "memory",  # one backend process: its own rides
     }
     port = free_port()
     service = Service("backend_service", port, env, workdir / f"backend-{port}.log")

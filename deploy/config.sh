@@ -46,6 +46,20 @@ MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
 # How long unacked messages are kept (Pub/Sub's maximum, 7 days).
 MESSAGE_RETENTION_S="${MESSAGE_RETENTION_S:-604800}"
 
+# The pull subscription on the results topic that every backend instance shares, without a
+# filter: Pub/Sub hands each result to one instance, which records it in Firestore and then acks,
+# so a result whose instance died still reaches its ride.
+RECORDER_SUBSCRIPTION="${RECORDER_SUBSCRIPTION:-ride-duration-pull-recorder}"
+
+# Firestore (Native mode) holding one document per ride, which every backend instance reads.
+# A database's location cannot change once it exists; by default it sits beside the services.
+FIRESTORE_DATABASE="${FIRESTORE_DATABASE:-(default)}"
+FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-$REGION}"
+RIDES_COLLECTION="${RIDES_COLLECTION:-rides}"
+# The backend writes each ride's expire_at as its creation time plus this many days, and the TTL
+# policy deletes it after that. The backend reads the build's value (cloudbuild.yaml).
+RIDE_RETENTION_DAYS="${RIDE_RETENTION_DAYS:-7}"
+
 # Secret Manager secrets holding the MLflow S3 artifact store's AWS keys.
 SECRET_AWS_ACCESS_KEY_ID="${SECRET_AWS_ACCESS_KEY_ID:-mlflow-aws-access-key-id}"
 SECRET_AWS_SECRET_ACCESS_KEY="${SECRET_AWS_SECRET_ACCESS_KEY:-mlflow-aws-secret-access-key}"

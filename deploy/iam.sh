@@ -1,8 +1,10 @@
 # shellcheck shell=bash
-# Who may do what. Every grant is on the one resource it is about, except three that cannot be:
-# the backend's custom role (it creates subscriptions whose names exist only at runtime), and the
-# deployer's run.admin and logging.logWriter (the services do not exist before the first deploy,
-# and build logs are written to the project). docs/deploy.md explains each grant.
+# Who may do what. Every grant is on the one resource it is about, except four that cannot be:
+# the backend's custom role (it creates subscriptions whose names exist only at runtime), its
+# datastore.user (Firestore takes IAM policies on projects only, so an IAM condition narrows it to
+# the one database), and the deployer's run.admin and logging.logWriter (the services do not exist
+# before the first deploy, and build logs are written to the project). docs/deploy.md explains
+# each grant.
 
 # Creating, pulling from and deleting its own per-process results subscriptions. No predefined
 # role is this narrow: roles/pubsub.editor would also let it delete topics.
@@ -46,9 +48,18 @@ ensure_custom_role() {
 
 # Each grant is idempotent: adding a binding that exists leaves the policy as it is.
 grant_project() {
-  # --condition=None: without it gcloud refuses to add to a policy that has conditional bindings.
+  # The condition defaults to None: without one gcloud refuses to add to a policy that has
+  # conditional bindings, which this one has (firestore_condition).
   run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$1" --role="$2" \
-    --condition=None
+    --condition="${3:-None}"
+}
+# Limits a project-level Firestore grant to the one database, as Firestore documents it:
+# https://cloud.google.com/firestore/native/docs/manage-databases#configure_per-database_access_permissions
+# The title and description are part of the binding: changing them adds a second binding.
+firestore_condition() {
+  printf 'expression=resource.name=="projects/%s/databases/%s",title=%s,description=%s' \
+    "$PROJECT_ID" "$FIRESTORE_DATABASE" "ride state database only" \
+    "Documents of the Firestore database holding ride state"
 }
 grant_topic() {
   run_retrying gcloud pubsub topics add-iam-policy-binding "$1" --member="$2" --role="$3" \
@@ -93,6 +104,12 @@ setup_iam() {
   grant_topic "$RIDES_TOPIC" "$backend" roles/pubsub.publisher
   # On a topic, roles/pubsub.subscriber grants only pubsub.topics.attachSubscription.
   grant_topic "$RESULTS_TOPIC" "$backend" roles/pubsub.subscriber
+
+  note "backend: read and write ride documents in $FIRESTORE_DATABASE, pull from the recorder"
+  # The narrowest predefined role that reads and writes documents: no database, index, TTL,
+  # import or export administration.
+  grant_project "$backend" roles/datastore.user "$(firestore_condition)"
+  grant_subscription "$RECORDER_SUBSCRIPTION" "$backend" roles/pubsub.subscriber
 
   note "predictor: publish results and dead letters, read its two secrets"
   grant_topic "$RESULTS_TOPIC" "$predictor" roles/pubsub.publisher

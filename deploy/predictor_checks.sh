@@ -47,6 +47,11 @@ check_model_source() {
     auto | true | false) ;;
     *) problems+=("MODEL_NEEDS_S3_KEYS=$MODEL_NEEDS_S3_KEYS: use auto, true or false") ;;
   esac
+  # The predictor's MODEL_INPUTS (predictor_service/config.py): it would refuse to start.
+  case "$MODEL_INPUT" in
+    "" | course | ride | features) ;;
+    *) problems+=("MODEL_INPUT=$MODEL_INPUT: use course, ride or features, or leave it empty for a model with a signature") ;;
+  esac
 }
 
 # Cloud Run refuses a revision whose --set-secrets names a version that does not exist or is

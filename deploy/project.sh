@@ -7,6 +7,7 @@ APIS=(
   cloudbuild.googleapis.com
   artifactregistry.googleapis.com
   pubsub.googleapis.com
+  firestore.googleapis.com
   secretmanager.googleapis.com
   iam.googleapis.com
 )

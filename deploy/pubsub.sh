@@ -4,6 +4,9 @@
 
 # Whoever reads dead letters does so by hand or with a replay script: a minute per message.
 DEAD_LETTER_ACK_DEADLINE_S=60
+# A backend instance records a result with one Firestore read and one write, then acks; a result
+# not acked within this long goes to another instance.
+RECORDER_ACK_DEADLINE_S=30
 
 ensure_topic() {
   local topic="$1"
@@ -81,4 +84,7 @@ setup_pubsub() {
   note "dead-letter subscription, so nothing published there is lost"
   ensure_subscription "$DEAD_LETTER_SUBSCRIPTION" "$DEAD_LETTER_ACK_DEADLINE_S" "" \
     --topic="$DEAD_LETTER_TOPIC"
+  # No filter: each result goes to one backend instance, whichever process published its ride.
+  note "recorder subscription, shared by every backend instance, that records results in Firestore"
+  ensure_subscription "$RECORDER_SUBSCRIPTION" "$RECORDER_ACK_DEADLINE_S" "" --topic="$RESULTS_TOPIC"
 }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One-time, idempotent provisioning of a GCP project for the ride-duration services.
 # Usage: deploy/setup.sh [--dry-run] [--only SECTION[,SECTION...]]
-# Sections, in order: apis registry accounts pubsub secrets iam (default: all).
+# Sections, in order: apis registry accounts pubsub firestore secrets iam (default: all).
 # Names come from deploy/config.sh; set PROJECT_ID (or CLOUDSDK_CORE_PROJECT) first.
 # See docs/deploy.md.
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SECTIONS=(apis registry accounts pubsub secrets iam)
+SECTIONS=(apis registry accounts pubsub firestore secrets iam)
 
 usage() { sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
@@ -31,6 +31,8 @@ source "$DEPLOY_DIR/lib.sh"
 source "$DEPLOY_DIR/project.sh"
 # shellcheck source=deploy/pubsub.sh
 source "$DEPLOY_DIR/pubsub.sh"
+# shellcheck source=deploy/firestore.sh
+source "$DEPLOY_DIR/firestore.sh"
 # shellcheck source=deploy/secrets.sh
 source "$DEPLOY_DIR/secrets.sh"
 # shellcheck source=deploy/iam.sh

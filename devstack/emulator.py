@@ -1,4 +1,4 @@
-"""Google's Pub/Sub emulator as a child process."""
+"""Google's Pub/Sub emulator as a child process, and what every gcloud emulator here shares."""
 
 import os
 import shutil
@@ -10,27 +10,77 @@ from .processes import Process, http_status, wait_until
 START_TIMEOUT_S = 60  # a cold JVM here takes about 10 s
 
 
-def unavailable_reason() -> str | None:
-    """Say why the emulator cannot run on this machine, or None if it can."""
+def sdk_unavailable_reason(product: str, component: str) -> str | None:
+    """Say why gcloud's `component` (the `product` emulator) cannot run here, or None if it can."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        return "gcloud is not installed (the Pub/Sub emulator comes with it)"
+        return f"gcloud is not installed (the {product} emulator comes with it)"
     if shutil.which("java") is None:
-        return "java is not installed (the Pub/Sub emulator needs a JRE)"
+        return f"java is not installed (the {product} emulator needs a JRE)"
     sdk_root = Path(os.path.realpath(gcloud)).parent.parent
-    if not (sdk_root / "platform" / "pubsub-emulator").is_dir():
-        return "the gcloud pubsub-emulator component is not installed"
+    if not (sdk_root / "platform" / component).is_dir():
+        return f"the gcloud {component} component is not installed"
     return None
 
 
-class Emulator:
-    """Start, stop and restart the emulator on a loopback port with its own data folder."""
+def unavailable_reason() -> str | None:
+    """Say why the emulator cannot run on this machine, or None if it can."""
+    return sdk_unavailable_reason("Pub/Sub", "pubsub-emulator")
 
-    def __init__(self, port: int, project: str, workdir: Path, host: str = "127.0.0.1") -> None:
-        self.host, self.port, self.project = host, port, project
+
+class GcloudEmulator:
+    """A gcloud emulator on a loopback port, in its own process group, stopped by its PID."""
+
+    def __init__(self, port: int, workdir: Path, host: str = "127.0.0.1") -> None:
+        self.host, self.port = host, port
         self.address = f"{host}:{port}"
         self._workdir = workdir
         self._process: Process | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _launch(self, name: str, argv: list[str], log: str, ready_url: str, what: str) -> None:
+        """Start `argv` and wait until `ready_url` answers 200; stop it and raise if it does not."""
+        env = os.environ | {"CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+        self._process = Process(name, argv, env, self._workdir / log)
+        self._process.start()
+        try:
+            wait_until(
+                lambda: self._running(what) and http_status(ready_url) == 200,
+                START_TIMEOUT_S,
+                interval_s=0.2,
+                what=f"{what} on {self.address}",
+            )
+        except TimeoutError:
+            tail = self._process.log_tail()
+            self.stop()
+            raise RuntimeError(f"{what} did not start:\n{tail}") from None
+
+    def _running(self, what: str) -> bool:
+        assert self._process is not None
+        if not self._process.alive():
+            raise RuntimeError(f"{what} exited:\n{self._process.log_tail()}")
+        return True
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop(timeout_s=10)
+            self._process = None
+
+    def restart(self, down_for_s: float = 0.0) -> None:
+        """Stop, stay down for a while, and start again with empty state, as a fault would."""
+        self.stop()
+        time.sleep(down_for_s)
+        self.start()
+
+
+class Emulator(GcloudEmulator):
+    """Start, stop and restart the emulator on a loopback port with its own data folder."""
+
+    def __init__(self, port: int, project: str, workdir: Path, host: str = "127.0.0.1") -> None:
+        super().__init__(port, workdir, host)
+        self.project = project
 
     def start(self) -> None:
         data_dir = self._workdir / f"pubsub-{self.port}"
@@ -48,35 +98,5 @@ class Emulator:
             "--quiet",
             "--verbosity=error",
         ]
-        env = os.environ | {"CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-        self._process = Process("pubsub-emulator", argv, env, self._workdir / "emulator.log")
-        self._process.start()
         url = f"http://{self.address}/v1/projects/{self.project}/topics"
-        try:
-            wait_until(
-                lambda: self._running() and http_status(url) == 200,
-                START_TIMEOUT_S,
-                interval_s=0.2,
-                what=f"the Pub/Sub emulator on {self.address}",
-            )
-        except TimeoutError:
-            tail = self._process.log_tail()
-            self.stop()
-            raise RuntimeError(f"the Pub/Sub emulator did not start:\n{tail}") from None
-
-    def _running(self) -> bool:
-        assert self._process is not None
-        if not self._process.alive():
-            raise RuntimeError(f"the Pub/Sub emulator exited:\n{self._process.log_tail()}")
-        return True
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(timeout_s=10)
-            self._process = None
-
-    def restart(self, down_for_s: float = 0.0) -> None:
-        """Stop, stay down for a while, and start again with empty state, as a fault would."""
-        self.stop()
-        time.sleep(down_for_s)
-        self.start()
+        self._launch("pubsub-emulator", argv, "emulator.log", url, "the Pub/Sub emulator")

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import pubsub_v1
 
+# As deploy/pubsub.sh makes it: a result whose recorder died comes again to another after this.
+RECORDER_ACK_DEADLINE_S = 30
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -20,6 +23,9 @@ class Topology:
     dead_letter_topic: str = "ride-data-dead-letter"
     push_subscription: str = "ride-data-push-sub"
     dead_letter_subscription: str = "ride-data-dead-letter-sub"
+    # The results subscription the backends share to record every result (backend recorder.py);
+    # None: no shared ride store, no recorder.
+    recorder_subscription: str | None = None
     # A slow prediction past this is redelivered.
     ack_deadline_s: int = 10
     # Pub/Sub's minimum; what fails this often goes to the dead-letter topic.
@@ -76,6 +82,15 @@ def provision(topology: Topology, address: str) -> None:
                 },
             },
         )
+        if t.recorder_subscription:
+            _ignore_existing(
+                subscriber.create_subscription,
+                request={
+                    "name": t.subscription_path(t.recorder_subscription),
+                    "topic": t.topic_path(t.results_topic),
+                    "ack_deadline_seconds": RECORDER_ACK_DEADLINE_S,
+                },
+            )
         _ignore_existing(
             subscriber.create_subscription,
             request={

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import registry
 from .emulator import Emulator
+from .firestore import FirestoreEmulator
 from .processes import Process, free_port, http_status, port_open, wait_until
 from .pubsub import Topology, provision
 
@@ -44,6 +45,12 @@ class Settings:
     # Where a service package reaches Pub/Sub instead of the emulator itself, by package name:
     # fault drills put a proxy there (faults.grpc_proxy). Provisioning and tools stay direct.
     pubsub_hosts: dict[str, str] = field(default_factory=dict)
+    # Where the backends keep rides: "firestore" (a Firestore emulator of the stack's own, or
+    # the one given to Stack) as deployed, or "memory", each backend process its own.
+    ride_store: str = "firestore"
+    recorder_subscription: str = "ride-duration-pull-recorder"
+    rides_collection: str = "rides"
+    firestore_port: int = 8086
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Settings":
@@ -67,6 +74,9 @@ class Settings:
             artifact_location=get("MLFLOW_ARTIFACT_LOCATION", d.artifact_location),
             # RUN_ID, the seed's way, as the predictor reads it: MODEL_URI wins.
             model_uri=get("MODEL_URI") or (f"runs:/{r}/model" if (r := get("RUN_ID")) else None),
+            ride_store=get("RIDE_STORE", d.ride_store),
+            recorder_subscription=get("RECORDER_SUBSCRIPTION", d.recorder_subscription),
+            firestore_port=int(get("FIRESTORE_EMULATOR_PORT", d.firestore_port)),
         )
 
     @property
@@ -79,6 +89,9 @@ class Settings:
             dead_letter_topic=self.dead_letter_topic,
             push_subscription=self.push_subscription,
             dead_letter_subscription=self.dead_letter_subscription,
+            recorder_subscription=(
+                self.recorder_subscription if self.ride_store == "firestore" else None
+            ),
         )
 
 
@@ -137,8 +150,9 @@ class Stack:
         settings: Settings,
         progress: Callable[[str], None] = lambda _: None,
         emulator: Emulator | None = None,
+        firestore: FirestoreEmulator | None = None,
     ) -> None:
-        """Use `emulator` if given (already running, and left running), else own one."""
+        """Use the emulators given (already running, and left running), else own them."""
         self.settings = settings
         self.progress = progress
         settings.workdir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +161,10 @@ class Stack:
             settings.emulator_port, settings.project, settings.workdir
         )
         self.address = self.emulator.address
+        self.owns_firestore = firestore is None and settings.ride_store == "firestore"
+        self.firestore = firestore
+        if self.owns_firestore:
+            self.firestore = FirestoreEmulator(settings.firestore_port, settings.workdir)
         self.predictor = Service(
             "predictor_service",
             settings.predictor_port,
@@ -178,7 +196,14 @@ class Stack:
             "RESULTS_TOPIC": s.results_topic,
             "DEAD_LETTER_TOPIC": s.dead_letter_topic,
             "WEB_CONCURRENCY": str(workers),
+            "RIDE_STORE": s.ride_store,
         }
+        if s.ride_store == "firestore" and self.firestore is not None:
+            env |= {
+                "FIRESTORE_EMULATOR_HOST": self.firestore.address,
+                "RECORDER_SUBSCRIPTION": s.recorder_subscription,
+                "RIDES_COLLECTION": s.rides_collection,
+            }
         if model:
             env |= {"MODEL_URI": self.model_uri, "MLFLOW_TRACKING_URI": s.tracking_uri}
         return env | s.service_env
@@ -188,6 +213,9 @@ class Stack:
             if self.owns_emulator:
                 self.progress(f"starting the Pub/Sub emulator on {self.address}")
                 self.emulator.start()
+            if self.owns_firestore and self.firestore is not None:
+                self.progress(f"starting the Firestore emulator on {self.firestore.address}")
+                self.firestore.start()
             self.ensure_model()
             self.progress("creating topics and subscriptions")
             provision(self.settings.topology, self.address)
@@ -222,6 +250,8 @@ class Stack:
             service.stop()
         if self.owns_emulator:
             self.emulator.stop()
+        if self.owns_firestore and self.firestore is not None:
+            self.firestore.stop()
 
 
 def isolated_settings(
@@ -230,9 +260,14 @@ def isolated_settings(
     *,
     backends: int = 1,
     backend_workers: int = 1,
+    ride_store: str = "memory",
     **overrides: Any,
 ) -> Settings:
-    """Settings on free loopback ports and topics of their own, on an emulator already running."""
+    """Settings on free loopback ports and topics of their own, on an emulator already running.
+
+    Rides stay in each backend process unless `ride_store="firestore"`: then start the stack
+    with a Firestore emulator (`start_isolated(..., firestore=...)`).
+    """
     suffix = uuid.uuid4().hex[:8]
     fields: dict[str, Any] = {
         "project": emulator.project,
@@ -240,6 +275,9 @@ def isolated_settings(
         "predictor_port": free_port(),
         "backend_ports": tuple(free_port() for _ in range(backends)),
         "backend_workers": backend_workers,
+        "ride_store": ride_store,
+        "recorder_subscription": f"results-recorder-{suffix}",
+        "rides_collection": f"rides-{suffix}",  # stacks may share one Firestore emulator
         "predictor_workers": 1,
         "rides_topic": f"rides-{suffix}",
         "results_topic": f"results-{suffix}",
@@ -251,12 +289,19 @@ def isolated_settings(
     return Settings(**(fields | overrides))
 
 
-def start_isolated(emulator: Emulator, workdir: Path, attempts: int = 3, **kwargs: Any) -> Stack:
+def start_isolated(
+    emulator: Emulator,
+    workdir: Path,
+    attempts: int = 3,
+    firestore: FirestoreEmulator | None = None,
+    **kwargs: Any,
+) -> Stack:
     """Start a stack with `isolated_settings`; pick fresh ports if another process took one."""
     for attempt in range(1, attempts + 1):
         # free_port() only says a port was free a moment ago: on a busy machine another
         # process may take it before gunicorn binds it.
-        stack = Stack(isolated_settings(emulator, workdir, **kwargs), emulator=emulator)
+        settings = isolated_settings(emulator, workdir, **kwargs)
+        stack = Stack(settings, emulator=emulator, firestore=firestore)
         try:
             stack.start()  # stops what it started if it fails
         except PortInUse:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.emulator import Emulator
+from devstack.firestore import FirestoreEmulator
 from devstack.processes import free_port, port_open, wait_until
 from devstack.rides import expected_duration
 from devstack.stack import Service, Stack, start_isolated
@@ -29,6 +30,7 @@ class Lab:
         self._stacks: list[Stack] = []
         self._proxies: list[ProxyProcess] = []
         self._emulators: list[Emulator] = []
+        self._firestores: list[FirestoreEmulator] = []
 
     def expected(self, body: dict[str, Any]) -> float:
         """What the predictor must answer for a ride, from the same model and features."""
@@ -43,6 +45,15 @@ class Lab:
         self._emulators.append(emulator)
         emulator.start()
         return emulator
+
+    def own_firestore(self) -> FirestoreEmulator:
+        """Start a Firestore emulator for one scenario; it keeps its documents across a restart."""
+        firestore = FirestoreEmulator(
+            free_port(), self.workdir / "emulators", keep_project=self.emulator.project
+        )
+        self._firestores.append(firestore)
+        firestore.start()
+        return firestore
 
     def stack(
         self,
@@ -91,7 +102,7 @@ class Lab:
             stack.stop()
         for proxy in self._proxies:
             proxy.stop()
-        for emulator in self._emulators:
+        for emulator in [*self._emulators, *self._firestores]:
             emulator.stop()
 
 

@@ -19,7 +19,7 @@ from .observe import subscriptions_of
 from .process_faults import tap, urls
 from .proxy_process import ProxyProcess
 from .report import ScenarioResult
-from .rider import EstimateProbe, Outcome, Rider, double_answers, run_load
+from .rider import EstimateProbe, Outcome, Rider, double_answers, run_load, run_open_loop
 
 # For the backend to turn unready, or to replace its subscription: its back-off is 5 s at most.
 READY_WAIT_S = 20.0
@@ -99,7 +99,7 @@ def latency_400(
         proxy.set_latency(default_s=latency_s)
         rides = lab.rides("lat", int(seconds * rate_per_s))
         rider = Rider(urls(stack), keep_alive=True)
-        load = run_load(rider, rides, rate_per_s, deadline_s=seconds + 60, workers=128)
+        load = run_open_loop(rider, rides, rate_per_s, deadline_s=seconds + 60)
         outcomes = load.wait()
         proxy.clear()
         result.double_answers = double_answers(outcomes)

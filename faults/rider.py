@@ -1,5 +1,6 @@
 """The client side of a drill: confirm rides as a rider app would, and record what came back."""
 
+import json
 import random
 import threading
 import time
@@ -15,6 +16,7 @@ POLL_S = 0.5
 # Retries back off exponentially with jitter, as a client should: 0.5 s doubling up to 4 s.
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 4.0
 MATCH_TOLERANCE = 0.015
+REPOST_AFTER_S = 12.0  # a patient client confirms a pending ride again this often
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Rider:
     """
 
     def __init__(
-        self, backends: list[str], repost_after_s: float = 12.0, keep_alive: bool = False
+        self, backends: list[str], repost_after_s: float = REPOST_AFTER_S, keep_alive: bool = False
     ) -> None:
         """With `keep_alive`, each thread reuses its connections, as a busy client app would.
 
@@ -102,8 +104,12 @@ class Rider:
             self._local.session = requests.Session()
         return self._local.session
 
-    def drive(self, ride: Ride, first: int, deadline: float) -> Outcome:
-        out = Outcome(ride, started=time.monotonic())
+    def drive(self, ride: Ride, first: int, deadline: float, out: Outcome | None = None) -> Outcome:
+        """Confirm `ride` until it has its final duration or `deadline` passes.
+
+        `out`, when given, holds what happened to the ride so far; the drive goes on from it.
+        """
+        out = out or Outcome(ride, started=time.monotonic())
         index = first
         jitter = random.Random(ride.ride_id)
         while time.monotonic() < deadline and out.final is None:
@@ -120,7 +126,7 @@ class Rider:
                 continue
             out.attempts.append(Attempt(url, sent, time.monotonic() - sent, response.status_code))
             if response.status_code == 200:
-                self._settle(out, url, response.json())
+                self.settle(out, url, response.json())
             elif response.status_code == 202:
                 self._poll(out, url, min(deadline, time.monotonic() + self.repost_after_s))
             else:
@@ -140,11 +146,11 @@ class Rider:
                 return
             body = response.json()
             if body.get("status") == "done":
-                self._settle(out, url, body)
+                self.settle(out, url, body)
                 return
 
     @staticmethod
-    def _settle(out: Outcome, url: str, body: dict[str, Any]) -> None:
+    def settle(out: Outcome, url: str, body: dict[str, Any]) -> None:
         out.answered_at, out.answered_by = time.monotonic(), url
         out.final = float(body["duration_final"])
         # The predictor rounds to 0.01 min; rides differ by far more, so a swap shows.
@@ -190,6 +196,80 @@ class LoadRun:
         ]
         self._pool.shutdown(wait=True)
         return outcomes
+
+
+def run_open_loop(
+    rider: Rider, rides: list[Ride], rate_per_s: float, deadline_s: float, workers: int = 64
+) -> "OpenLoopRun":
+    """Like run_load, with each ride's first POST sent by an asyncio open-loop client.
+
+    A thread per ride cannot keep up hundreds of rides a second on a small machine; here the
+    first confirmation of every ride goes out on schedule from one event loop, and only the
+    rides it did not settle (202, 503, a broken connection) are driven on by `rider`'s threads.
+    """
+    return OpenLoopRun(rider, rides, rate_per_s, deadline_s, workers)
+
+
+class OpenLoopRun:
+    """First confirmations on schedule from one event loop; follow-ups on a thread pool."""
+
+    def __init__(
+        self, rider: Rider, rides: list[Ride], rate_per_s: float, deadline_s: float, workers: int
+    ) -> None:
+        self.started = time.monotonic()
+        self._deadline = self.started + deadline_s
+        self._outcomes: list[Outcome] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(rider, rides, rate_per_s, workers), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, rider: Rider, rides: list[Ride], rate_per_s: float, workers: int) -> None:
+        try:
+            self._outcomes = self._confirm(rider, rides, rate_per_s, workers)
+        except BaseException as err:  # handed to wait(), which raises it
+            self._error = err
+
+    def _confirm(
+        self, rider: Rider, rides: list[Ride], rate_per_s: float, workers: int
+    ) -> list[Outcome]:
+        from bench import loadgen  # the benchmarks' open-loop client
+
+        bodies = [json.dumps(ride.body).encode() for ride in rides]
+        first = loadgen.run(
+            rider.backends,
+            "/rides",
+            bodies.__getitem__,
+            rate=rate_per_s,
+            duration_s=len(rides) / rate_per_s,
+            timeout_s=HTTP_TIMEOUT_S,
+        )
+        origin = self.started + loadgen.START_DELAY_S
+        outcomes = [Outcome(ride, started=origin + i / rate_per_s) for i, ride in enumerate(rides)]
+        for answer in first.outcomes:
+            out = outcomes[answer.index]
+            url = rider.backends[answer.index % len(rider.backends)]
+            sent = out.started + answer.send_lag_ms / 1000
+            seconds = out.started + answer.latency_ms / 1000 - sent
+            out.attempts.append(Attempt(url, sent, seconds, answer.status))
+            if answer.status == 200:
+                rider.settle(out, url, json.loads(answer.body))
+                out.answered_at = sent + seconds
+        unsettled = [(i, out) for i, out in enumerate(outcomes) if out.final is None]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rider") as pool:
+            for future in [
+                pool.submit(rider.drive, out.ride, i, self._deadline, out) for i, out in unsettled
+            ]:
+                future.result(timeout=max(0.0, self._deadline - time.monotonic()) + 60)
+        return outcomes
+
+    def wait(self) -> list[Outcome]:
+        """Return every ride's outcome once each is answered or the deadline has passed."""
+        self._thread.join(timeout=max(0.0, self._deadline - time.monotonic()) + 90)
+        if self._error is not None:
+            raise self._error
+        return self._outcomes
 
 
 class EstimateProbe:

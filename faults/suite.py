@@ -5,7 +5,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import freeze_faults, process_faults, pubsub_faults, soak, stream_faults
+from . import freeze_faults, process_faults, pubsub_faults, soak, store_faults, stream_faults
 from .lab import Lab
 from .report import ScenarioResult
 
@@ -27,6 +27,8 @@ SCENARIOS: dict[str, Scenario] = {
     "latency-400": pubsub_faults.latency_400,
     "results-permission-denied": pubsub_faults.results_permission_denied,
     "results-not-found": pubsub_faults.results_not_found,
+    "backend-killed-shared": store_faults.backend_killed_shared,
+    "store-restarted": store_faults.store_restarted,
     "soak": soak.short_soak,
 }
 

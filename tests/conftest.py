@@ -1,4 +1,4 @@
-"""Fixtures shared by every test package: a trained model, the emulator, a running stack."""
+"""Fixtures shared by every test package: a trained model, the emulators, a running stack."""
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -9,6 +9,7 @@ import pytest
 from devstack.emulator import Emulator, unavailable_reason
 from devstack.processes import free_port
 from devstack.stack import Stack, start_isolated
+from tests.kit.firestore import firestore_emulator  # noqa: F401 - a fixture, registered here
 
 
 @dataclass(frozen=True)

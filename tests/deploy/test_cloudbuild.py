@@ -28,6 +28,10 @@ CONFIG_SH_NAMES = {
     "_SECRET_AWS_ACCESS_KEY_ID": "SECRET_AWS_ACCESS_KEY_ID",
     "_SECRET_AWS_SECRET_ACCESS_KEY": "SECRET_AWS_SECRET_ACCESS_KEY",
     "_PUSH_ACK_DEADLINE_S": "PUSH_ACK_DEADLINE_S",
+    "_FIRESTORE_DATABASE": "FIRESTORE_DATABASE",
+    "_RIDES_COLLECTION": "RIDES_COLLECTION",
+    "_RIDE_RETENTION_DAYS": "RIDE_RETENTION_DAYS",
+    "_RECORDER_SUBSCRIPTION": "RECORDER_SUBSCRIPTION",
 }
 # A manual `gcloud builds submit`: Cloud Build sets BUILD_ID, and no COMMIT_SHA.
 MANUAL_BUILD = {"PROJECT_ID": "demo-project", "BUILD_ID": "4d7f0a52-9c3e-4b61-8f2a-0e5b7c9d1a36"}
@@ -215,17 +219,51 @@ def test_backend_is_public_and_runs_as_its_own_account() -> None:
     assert "--service-account=ride-backend@demo-project.iam.gserviceaccount.com" in args
 
 
-def test_backend_gets_its_topics_and_results_subscription_settings() -> None:
-    env = next(a for a in cloudbuild.backend_deploy_args() if a.startswith("--set-env-vars="))
+def backend_env(**overrides: str) -> dict[str, str]:
+    """The backend's --set-env-vars, expanded, as a dict."""
+    args = cloudbuild.backend_deploy_args(**overrides)
+    env = next(a for a in args if a.startswith("--set-env-vars="))
+    return dict(kv.split("=", 1) for kv in env.removeprefix("--set-env-vars=").split(","))
 
-    assert dict(kv.split("=", 1) for kv in env.removeprefix("--set-env-vars=").split(",")) == {
+
+def test_backend_gets_its_topics_results_subscription_and_ride_state_settings() -> None:
+    assert backend_env() == {
         "PROJECT_ID": "demo-project",
         "RIDES_TOPIC": "ride-data-push",
         "RESULTS_TOPIC": "ride-duration-pull",
         "RESULT_TIMEOUT_S": "5",
         "RESULTS_SUBSCRIPTION_TTL_S": "86400",
+        "RIDE_STORE": "firestore",
+        "FIRESTORE_DATABASE": "(default)",
+        "RIDES_COLLECTION": "rides",
+        "RIDE_RETENTION_DAYS": "7",
+        "RECORDER_SUBSCRIPTION": "ride-duration-pull-recorder",
         "LOG_LEVEL": "INFO",
     }
+
+
+def test_ride_state_settings_follow_their_substitutions() -> None:
+    env = backend_env(
+        _FIRESTORE_DATABASE="ride-state",
+        _RIDES_COLLECTION="rides-v2",
+        _RIDE_RETENTION_DAYS="30",
+        _RECORDER_SUBSCRIPTION="results-recorder",
+    )
+
+    assert {k: env[k] for k in ("FIRESTORE_DATABASE", "RIDES_COLLECTION")} == {
+        "FIRESTORE_DATABASE": "ride-state",
+        "RIDES_COLLECTION": "rides-v2",
+    }
+    assert (env["RIDE_RETENTION_DAYS"], env["RECORDER_SUBSCRIPTION"]) == ("30", "results-recorder")
+    # The deploy always stores rides in Firestore; `memory` holds them in one process only.
+    assert env["RIDE_STORE"] == "firestore"
+
+
+def test_the_predictor_gets_no_ride_state_settings() -> None:
+    # Only the backend reads and writes rides; the predictor publishes results.
+    env = cloudbuild.predictor_step_env()
+
+    assert not {"RIDE_STORE", "FIRESTORE_DATABASE", "RECORDER_SUBSCRIPTION"} & set(env)
 
 
 def test_backend_keeps_its_cpu_between_requests() -> None:

@@ -26,6 +26,7 @@ PROBES = (
     "pubsub subscriptions describe",
     "secrets describe",
     "secrets versions access",
+    "firestore databases describe",
 )
 
 
@@ -56,6 +57,12 @@ def rollout_calls(tmp_path: Path, **substitutions: str) -> list[list[str]]:
     return fake.argvs()
 
 
+def flag_key(arg: str) -> str:
+    """A flag's name; for --condition also whether it is None, since gcloud parses the two apart."""
+    name, _, value = arg.partition("=")
+    return arg if name == "--condition" and value == "None" else name
+
+
 def distinct(argvs: list[list[str]]) -> list[list[str]]:
     """One command per (command words, flag names): the flags are what is being checked.
 
@@ -66,7 +73,7 @@ def distinct(argvs: list[list[str]]) -> list[list[str]]:
     seen: dict[tuple[object, ...], list[str]] = {}
     for argv in argvs:
         words = tuple(a for a in argv[:4] if not a.startswith("-") and a not in names)
-        flags = frozenset(a.split("=", 1)[0] for a in argv if a.startswith("--"))
+        flags = frozenset(flag_key(a) for a in argv if a.startswith("--"))
         if "describe" in words and flags <= {"--project"}:
             continue
         seen.setdefault((words, flags), argv)

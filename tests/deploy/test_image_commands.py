@@ -114,6 +114,8 @@ def run_image(tmp_path: Path, deploy_emulator: Emulator, topics: dict[str, str])
         env = {
             "PROJECT_ID": deploy_emulator.project,
             "PUBSUB_EMULATOR_HOST": deploy_emulator.address,
+            # Rides in the process unless a test gives the Firestore the deploy uses.
+            "RIDE_STORE": "memory",
         }
         container = Container(service, tmp_path / service / "app", env | topics | extra)
         started.append(container)
@@ -128,10 +130,24 @@ def run_image(tmp_path: Path, deploy_emulator: Emulator, topics: dict[str, str])
                 container.kill()
 
 
-def test_backend_image_serves(run_image) -> None:
-    backend = run_image("backend_service")
+def test_backend_image_serves(run_image, topics, firestore_emulator, deploy_emulator) -> None:
+    # As deployed: rides in Firestore, results recorded from the shared recorder subscription.
+    subscriber = pubsub_v1.SubscriberClient()
+    recorder = f"recorder-{os.urandom(3).hex()}"
+    subscriber.create_subscription(
+        name=subscriber.subscription_path(deploy_emulator.project, recorder),
+        topic=f"projects/{deploy_emulator.project}/topics/{topics['RESULTS_TOPIC']}",
+    )
+    backend = run_image(
+        "backend_service",
+        RIDE_STORE="firestore",
+        FIRESTORE_EMULATOR_HOST=firestore_emulator.address,
+        RECORDER_SUBSCRIPTION=recorder,
+    )
 
-    assert requests.get(f"{backend.url}/readyz", timeout=5).json()["status"] == "ready"
+    ready = requests.get(f"{backend.url}/readyz", timeout=5).json()
+    assert ready["status"] == "ready", ready
+    assert ready["checks"]["store"] and ready["checks"]["recorder"]
 
 
 def test_predictor_image_serves_the_model(run_image, model_folder: Path, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from predictor_service.config import MODEL_INPUTS
+
 from . import cloudbuild
 from .fake_gcloud import FakeGcloud
 from .scripts import ROLLOUT, base_env, command, config_defaults, dry_run, flag, run_script
@@ -112,6 +114,20 @@ def test_baked_folder_must_hold_an_mlflow_model(fake: FakeGcloud, tmp_path: Path
 
     assert done.returncode == 1
     assert "holds no MLmodel file" in done.stderr
+
+
+def test_a_model_input_the_predictor_does_not_know_stops_the_build(fake: FakeGcloud) -> None:
+    done = check(fake, **TRACKING, _MODEL_INPUT="raw", _MODEL_NEEDS_S3_KEYS="false")
+
+    assert done.returncode == 1
+    assert "MODEL_INPUT=raw: use course, ride or features" in done.stderr
+
+
+@pytest.mark.parametrize("model_input", ["", *MODEL_INPUTS])
+def test_every_model_input_the_predictor_knows_passes(fake: FakeGcloud, model_input: str) -> None:
+    done = check(fake, **TRACKING, _MODEL_INPUT=model_input, _MODEL_NEEDS_S3_KEYS="false")
+
+    assert done.returncode == 0, done.stderr
 
 
 def test_every_problem_is_reported_at_once(fake: FakeGcloud) -> None:

@@ -15,6 +15,13 @@ PREDICTOR = f"serviceAccount:ride-predictor@{PROJECT}.iam.gserviceaccount.com"
 INVOKER = f"serviceAccount:ride-push-invoker@{PROJECT}.iam.gserviceaccount.com"
 DEPLOYER = f"serviceAccount:ride-deployer@{PROJECT}.iam.gserviceaccount.com"
 PUBSUB_AGENT = f"serviceAccount:service-{NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+RECORDER = "ride-duration-pull-recorder"
+# The IAM condition limiting the backend's Firestore role to the ride state database.
+DATABASE_ONLY = (
+    f'expression=resource.name=="projects/{PROJECT}/databases/(default)"'
+    ",title=ride state database only"
+    ",description=Documents of the Firestore database holding ride state"
+)
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PUBSUB_WIDE_ROLES = {"roles/pubsub.admin", "roles/pubsub.editor"}
 
@@ -72,17 +79,53 @@ def test_only_the_documented_grants_are_project_wide(plan: Plan) -> None:
 
     assert project_wide == {
         (BACKEND, f"projects/{PROJECT}/roles/rideBackendResultsSubscriber"),
+        (BACKEND, "roles/datastore.user"),
         (DEPLOYER, "roles/run.admin"),
         (DEPLOYER, "roles/logging.logWriter"),
     }
 
 
-def test_backend_publishes_rides_and_attaches_to_results_only(plan: Plan) -> None:
+def test_backend_publishes_rides_attaches_to_results_and_keeps_ride_state(plan: Plan) -> None:
     assert grants(plan)[BACKEND] == {
         ("projects", PROJECT, f"projects/{PROJECT}/roles/rideBackendResultsSubscriber"),
+        ("projects", PROJECT, "roles/datastore.user"),
         ("pubsub topics", "ride-data-push", "roles/pubsub.publisher"),
         ("pubsub topics", "ride-duration-pull", "roles/pubsub.subscriber"),
+        ("pubsub subscriptions", RECORDER, "roles/pubsub.subscriber"),
     }
+
+
+def project_bindings(plan: Plan) -> dict[tuple[str | None, str | None], str | None]:
+    """Each project-level (member, role) with the --condition it is granted under."""
+    return {
+        (flag(c, "member"), flag(c, "role")): flag(c, "condition")
+        for c in plan.commands
+        if c[1:3] == ["projects", "add-iam-policy-binding"]
+    }
+
+
+def test_backend_firestore_role_is_limited_to_the_ride_state_database(plan: Plan) -> None:
+    assert project_bindings(plan)[(BACKEND, "roles/datastore.user")] == DATABASE_ONLY
+
+
+def test_other_project_grants_are_unconditional(plan: Plan) -> None:
+    # A project policy holding a conditional binding refuses an add without --condition.
+    conditions = project_bindings(plan)
+    del conditions[(BACKEND, "roles/datastore.user")]
+
+    assert conditions and set(conditions.values()) == {"None"}
+
+
+def test_firestore_condition_names_the_configured_database() -> None:
+    env = base_env(PROJECT_ID=PROJECT, PROJECT_NUMBER=NUMBER, FIRESTORE_DATABASE="ride-state")
+
+    plan = dry_run(SETUP, "--only", "iam", env=env)
+
+    condition = project_bindings(plan)[(BACKEND, "roles/datastore.user")]
+    assert condition is not None
+    assert condition.startswith(
+        f'expression=resource.name=="projects/{PROJECT}/databases/ride-state",'
+    )
 
 
 def role_permissions(plan: Plan, role_id: str) -> set[str]:
@@ -187,6 +230,110 @@ def test_secret_values_reach_only_stdin_in_the_plan() -> None:
         "--data-file=-",
         f"--project={PROJECT}",
     ] in plan.commands
+
+
+FIRESTORE_CREATE = [
+    "gcloud",
+    "firestore",
+    "databases",
+    "create",
+    "--database=(default)",
+    "--location=us-central1",
+    "--type=firestore-native",
+    f"--project={PROJECT}",
+]
+TTL_UPDATE = [
+    "gcloud",
+    "firestore",
+    "fields",
+    "ttls",
+    "update",
+    "expire_at",
+    "--collection-group=rides",
+    "--enable-ttl",
+    "--database=(default)",
+    "--async",
+    f"--project={PROJECT}",
+]
+RECORDER_CREATE = [
+    "gcloud",
+    "pubsub",
+    "subscriptions",
+    "create",
+    RECORDER,
+    "--topic=ride-duration-pull",
+    "--ack-deadline=30",
+    "--message-retention-duration=604800s",
+    "--expiration-period=never",
+    f"--project={PROJECT}",
+]
+
+
+def test_firestore_api_is_enabled_with_the_others(plan: Plan) -> None:
+    assert "firestore.googleapis.com" in plan.commands[0]
+
+
+def test_recorder_subscription_is_a_plain_pull_on_the_results_topic(plan: Plan) -> None:
+    # No filter, push endpoint or dead-letter topic: every result reaches one backend instance.
+    assert RECORDER_CREATE in plan.commands
+
+
+def test_firestore_creates_the_native_database_then_its_ttl_policy(plan: Plan) -> None:
+    assert FIRESTORE_CREATE in plan.commands
+    assert TTL_UPDATE in plan.commands
+    assert plan.commands.index(FIRESTORE_CREATE) < plan.commands.index(TTL_UPDATE)
+
+
+def test_firestore_probes_before_it_creates(plan: Plan) -> None:
+    database = "--database=(default)"
+    assert ["gcloud", "firestore", "databases", "describe", database, f"--project={PROJECT}"] in (
+        plan.checks
+    )
+    ttls = next(c for c in plan.checks if c[1:5] == ["firestore", "fields", "ttls", "list"])
+    assert ttls[5:8] == ["--collection-group=rides", database, f"--project={PROJECT}"]
+
+
+def test_new_commands_come_in_section_order(plan: Plan) -> None:
+    # pubsub (with the recorder), then firestore, then secrets, then the grants.
+    order = [
+        plan.commands.index(RECORDER_CREATE),
+        plan.commands.index(FIRESTORE_CREATE),
+        plan.commands.index(TTL_UPDATE),
+        next(i for i, c in enumerate(plan.commands) if c[1:3] == ["secrets", "create"]),
+        next(i for i, c in enumerate(plan.commands) if "add-iam-policy-binding" in c),
+    ]
+
+    assert order == sorted(order)
+    pubsub = [i for i, c in enumerate(plan.commands) if c[1] == "pubsub" and "create" in c]
+    assert max(pubsub) == order[0]
+
+
+def test_only_firestore_plans_only_firestore_commands() -> None:
+    plan = dry_run(SETUP, "--only", "firestore", env=base_env(PROJECT_ID=PROJECT))
+
+    assert plan.commands == [FIRESTORE_CREATE, TTL_UPDATE]
+    assert "expires 7 days after its creation" in plan.text
+
+
+@pytest.mark.parametrize(
+    ("env", "location"),
+    [({"REGION": "europe-west1"}, "europe-west1"), ({"FIRESTORE_LOCATION": "eur3"}, "eur3")],
+    ids=["the-services-region", "its-own"],
+)
+def test_database_location(env: dict[str, str], location: str) -> None:
+    plan = dry_run(SETUP, "--only", "firestore", env=base_env(PROJECT_ID=PROJECT, **env))
+
+    assert f"--location={location}" in plan.commands[0]
+
+
+@pytest.mark.parametrize("days", ["0", "7.5", "seven", "-1"])
+def test_retention_of_no_whole_days_is_refused(days: str) -> None:
+    env = base_env(PROJECT_ID=PROJECT, RIDE_RETENTION_DAYS=days)
+
+    done = run_script(SETUP, "--dry-run", "--only", "firestore", env=env)
+
+    assert done.returncode == 1
+    assert f"RIDE_RETENTION_DAYS={days}: use a whole number of days" in done.stderr
 
 
 def test_only_pubsub_plans_only_pubsub_commands() -> None:

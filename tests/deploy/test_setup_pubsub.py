@@ -36,6 +36,7 @@ def provisioned(
         "DEAD_LETTER_TOPIC": f"dead-letters-{suffix}",
         "PUSH_SUBSCRIPTION": f"rides-push-{suffix}",
         "DEAD_LETTER_SUBSCRIPTION": f"dead-letters-sub-{suffix}",
+        "RECORDER_SUBSCRIPTION": f"results-recorder-{suffix}",
     }
     env = offline_env(
         tmp_path_factory.mktemp("gcloud-emulator-config"),
@@ -125,8 +126,23 @@ def test_dead_letter_subscription_never_expires(provisioned: Provisioned, subscr
     assert sub.message_retention_duration == timedelta(days=7)
 
 
+def test_recorder_subscription_is_a_plain_pull_on_the_results_topic(
+    provisioned: Provisioned, subscriber
+) -> None:
+    sub = subscription(subscriber, provisioned, "RECORDER_SUBSCRIPTION")
+
+    assert sub.topic.endswith(f"/topics/{provisioned.names['RESULTS_TOPIC']}")
+    # No filter: each result goes to one backend instance, whichever published the ride.
+    assert sub.filter == ""
+    assert sub.push_config.push_endpoint == ""
+    assert sub.ack_deadline_seconds == 30
+    assert "expiration_policy" in sub and sub.expiration_policy.ttl == timedelta(0)
+    assert sub.message_retention_duration == timedelta(days=7)
+    assert sub.dead_letter_policy.dead_letter_topic == ""
+
+
 def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
-    assert len(changes(provisioned.runs[0])) == 5
+    assert len(changes(provisioned.runs[0])) == 6
     assert changes(provisioned.runs[1]) == []
 
 

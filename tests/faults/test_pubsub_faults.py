@@ -75,11 +75,6 @@ def test_results_permission_denied_unready_says_why_then_recovers(lab, record):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="results published between the subscription's loss and its replacement reach no "
-    "subscription of the backend: those rides stay pending until confirmed again",
-)
 def test_results_not_found_subscription_replaced_rides_in_flight_answered(lab, record):
     result = record(
         suite.run(

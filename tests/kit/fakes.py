@@ -31,6 +31,15 @@ class FakeRidePublisher:
         self.respond(ride_id, message["features"])
         return str(len(self.published))
 
+    def publish_all(self, rides: list[tuple[bytes, str]], reply_to: str) -> int:
+        failed = 0
+        for data, ride_id in rides:
+            try:
+                self.publish(data, ride_id, reply_to)
+            except StreamUnavailable:
+                failed += 1
+        return failed
+
 
 class FakeListener:
     """The backend's result listener, minus the stream: records whether it runs."""
@@ -41,6 +50,7 @@ class FakeListener:
         self.running = False
         self.closed = False
         self.problem: str | None = None
+        self.on_resubscribed: Callable[[], object] | None = None
 
     def start(self) -> None:
         self.running = True

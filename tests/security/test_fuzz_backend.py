@@ -23,7 +23,7 @@ TRACE_MARKERS = ("Traceback", 'File "', "werkzeug", "<html", "<!doctype")
 def fuzzable_app():
     """The real app with a fake stream that answers some rides at once and leaves others pending."""
     publisher, listener = FakeRidePublisher(), FakeListener()
-    config = Config(project_id="fuzz-project", result_timeout_s=0.01)
+    config = Config(project_id="fuzz-project", result_timeout_s=0.01, ride_store="memory")
     app = create_app(config, publisher=publisher, listener=listener)  # type: ignore[arg-type]
     store = app.extensions["backend"].store
     publisher.respond = lambda ride_id, ride: (

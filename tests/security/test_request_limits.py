@@ -22,7 +22,7 @@ NESTED = b"[" * 100_000
 
 @pytest.fixture
 def backend():
-    config = BackendConfig(project_id="limits-project", result_timeout_s=0.01)
+    config = BackendConfig(project_id="limits-project", result_timeout_s=0.01, ride_store="memory")
     app = create_backend(config, publisher=FakeRidePublisher(), listener=FakeListener())  # type: ignore[arg-type]
     return app.test_client()
 

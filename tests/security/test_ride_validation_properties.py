@@ -66,7 +66,7 @@ def test_one_bad_field_is_named_alone(field, data):
 
 @pytest.fixture(scope="module")
 def client():
-    config = Config(project_id="props-project", result_timeout_s=0.01)
+    config = Config(project_id="props-project", result_timeout_s=0.01, ride_store="memory")
     app = create_app(config, publisher=FakeRidePublisher(), listener=FakeListener())  # type: ignore[arg-type]
     return app.test_client()
 

@@ -19,7 +19,9 @@ def listener() -> FakeListener:
 
 @pytest.fixture
 def app(publisher: FakeRidePublisher, listener: FakeListener):
-    config = Config(project_id="test-project", result_timeout_s=0.2, max_body_bytes=2048)
+    config = Config(
+        project_id="test-project", result_timeout_s=0.2, max_body_bytes=2048, ride_store="memory"
+    )
     app = create_app(config, publisher=publisher, listener=listener)  # type: ignore[arg-type]
     store = app.extensions["backend"].store
     # By default the stream answers at once with a duration derived from the distance.

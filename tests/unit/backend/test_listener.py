@@ -2,6 +2,7 @@
 
 import json
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -242,6 +243,16 @@ def test_a_lost_subscription_is_made_again_with_the_same_filter(running):
     assert len(r.client.created) == 2 and r.listener.subscription != first
     assert r.client.created[0]["filter"] == r.client.created[1]["filter"]
     assert r.client.deleted == [first]
+
+
+def test_the_rides_waiting_go_out_again_once_the_subscription_is_replaced(running):
+    r = running()
+    replaced = threading.Event()
+    r.listener.on_resubscribed = replaced.set
+    r.channel.next_call().responses.put(FakeRpcError(grpc.StatusCode.NOT_FOUND))
+
+    assert replaced.wait(5)
+    assert len(r.client.created) == 2
 
 
 def test_readyz_says_why_the_stream_is_refused(client, listener):

@@ -1,5 +1,7 @@
 """backend_service.publisher: rides published with their routing attributes, failures named."""
 
+from concurrent.futures import Future
+
 import pytest
 
 from backend_service.config import Config
@@ -41,6 +43,30 @@ def test_a_refused_message_is_stream_unavailable_but_the_stream_stays_healthy():
     with pytest.raises(StreamUnavailable):
         publisher.publish(b"{}", ride_id="r1", reply_to="me")
     assert publisher.healthy
+
+
+class ThreeTogether(FakePublisherClient):
+    """Confirms nothing until three messages are out; then the second fails."""
+
+    def publish(self, topic: str, data: bytes, **attributes):
+        self.calls.append((topic, data, attributes))
+        future: Future = Future()
+        self.futures = [*getattr(self, "futures", []), future]
+        if len(self.futures) == 3:
+            for i, held in enumerate(self.futures):
+                held.set_exception(PublisherBusy("full")) if i == 1 else held.set_result(f"m{i}")
+        return future
+
+
+def test_publish_all_sends_every_ride_before_waiting_and_counts_the_failures():
+    client = ThreeTogether()
+    publisher = RidePublisher(client, "p", "rides", timeout_s=0.1)
+
+    failed = publisher.publish_all([(b"1", "r1"), (b"2", "r2"), (b"3", "r3")], reply_to="me")
+
+    assert failed == 1
+    assert [kwargs["ride_id"] for _, _, kwargs in client.calls] == ["r1", "r2", "r3"]
+    assert all(kwargs["reply_to"] == "me" for _, _, kwargs in client.calls)
 
 
 def test_a_busy_publisher_is_stream_unavailable():

@@ -34,3 +34,15 @@ def test_store_forgets_the_oldest_rides_beyond_capacity():
 
     assert store.get("a") is None and store.get("c") is not None
     assert len(store) == 2
+
+
+def test_pending_lists_the_waiting_rides_newest_first_with_their_message():
+    store = ResultStore()
+    for ride_id in ("a", "b", "c", "d"):
+        store.begin(ride_id, b"fp", 1.0, message=f"ride {ride_id}".encode())
+    store.complete("c", 2.0, "v1")
+
+    waiting = store.pending(limit=2)
+
+    assert [(r.ride_id, r.message) for r in waiting] == [("d", b"ride d"), ("b", b"ride b")]
+    assert store.get("c").message == b""  # a done ride no longer holds its message

@@ -2,6 +2,9 @@
 
 import pytest
 
+from backend_service import create_app
+from backend_service.config import Config
+from backend_service.results import ResultStore, RideRecord, StoreUnavailable
 from tests.kit.rides import RIDE
 
 
@@ -163,10 +166,88 @@ def test_readyz_reports_the_listener_and_publisher(client, listener, publisher):
 
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"] == {"listener": False, "publisher": True}
+    assert response.get_json()["checks"] == {"listener": False, "publisher": True, "store": True}
 
 
 def test_closing_the_runtime_closes_the_listener(app, listener):
     app.extensions["backend"].close()
 
     assert listener.closed
+
+
+def test_rides_still_waiting_are_published_again_when_the_listener_resubscribes(
+    app, client, publisher, listener
+):
+    publisher.respond = lambda ride_id, ride: None  # no result comes: the ride stays pending
+    assert client.post("/rides", json={**RIDE, "ride_id": "waiting"}).status_code == 202
+    assert client.post("/rides", json={**RIDE, "ride_id": "done"}).status_code == 202
+    app.extensions["backend"].store.complete("done", 9.0, "v1")
+
+    listener.on_resubscribed()
+
+    again = publisher.published[2:]
+    assert [p["ride_id"] for p in again] == ["waiting"]
+    assert again[0]["message"] == publisher.published[0]["message"]
+    assert again[0]["reply_to"] == listener.reply_to
+
+
+class DownStore(ResultStore):
+    """A ride store that cannot be reached."""
+
+    def claim(self, *args):
+        raise StoreUnavailable("begin: ServiceUnavailable: connection refused")
+
+    def get(self, ride_id):
+        raise StoreUnavailable("get: ServiceUnavailable: connection refused")
+
+    def problem(self):
+        return "ride store unavailable: get: ServiceUnavailable: connection refused"
+
+
+@pytest.fixture
+def down_client(publisher, listener):
+    config = Config(project_id="p", result_timeout_s=0.2, ride_store="memory")
+    app = create_app(config, publisher=publisher, listener=listener, rides=DownStore())
+    return app.test_client()
+
+
+def test_a_store_that_is_down_answers_503_with_the_coarse_duration_and_publishes_nothing(
+    down_client, publisher
+):
+    response = down_client.post("/rides", json={**RIDE, "ride_id": "r-down"})
+
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["ride_id"] == "r-down" and body["duration_coarse"] > 0
+    assert "ride store is unavailable" in body["error"]["message"]
+    assert publisher.published == []
+
+
+def test_a_lookup_while_the_store_is_down_is_503_not_404(down_client):
+    response = down_client.get("/rides/r-down")
+
+    assert response.status_code == 503
+    assert "ServiceUnavailable" in response.get_json()["error"]["message"]
+
+
+def test_readyz_fails_and_says_why_while_the_store_is_down(down_client):
+    response = down_client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["store"] is False
+    assert "ride store unavailable" in response.get_json()["reason"]
+
+
+def test_a_ride_taken_elsewhere_is_followed_not_published_again(
+    app, client, publisher, monkeypatch
+):
+    rt = app.extensions["backend"]
+    done = RideRecord("elsewhere", b"fp", 5.0, duration_final=8.25, model_version="v9")
+    monkeypatch.setattr(rt.rides, "claim", lambda *a: (RideRecord("elsewhere", b"fp", 5.0), False))
+    monkeypatch.setattr(rt.rides, "follow", lambda record, timeout_s: done)
+
+    response = client.post("/rides", json={**RIDE, "ride_id": "elsewhere"})
+
+    assert response.status_code == 200
+    assert response.get_json()["duration_final"] == 8.25
+    assert publisher.published == []

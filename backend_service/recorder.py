@@ -1,0 +1,123 @@
+"""The recorder: every result written to the ride store, from one subscription all instances share.
+
+Each backend process's own results subscription wakes its waiting confirmations; a result for
+a process that has died stays there, unread. The recorder subscription on the same topic has
+no filter and is shared by every backend instance, so each result is delivered to one of
+them, written to Firestore, and only then acked: a result whose recorder dies before the ack
+comes again to another instance once its ack deadline passes. It is off the path that answers
+a confirmation, so the official subscriber client (its lease handling, flow control and
+callback threads) reads it.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from google.cloud.pubsub_v1 import SubscriberClient
+from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+from google.cloud.pubsub_v1.types import FlowControl
+
+from ride_stream.messages import decode_result
+
+from .results import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+THREADS = 4  # Firestore writes in parallel; each result is a read and a conditional write
+MAX_OUTSTANDING = 64  # results held by this process at once, the rest wait in Pub/Sub
+RETRY_AFTER_S = 1.0  # a result the store refused goes back to Pub/Sub after this pause
+RESTART_AFTER_S = 10.0  # after the stream stops on an error (IAM, a missing subscription)
+
+
+class Recorder:
+    """Read the shared recorder subscription and write each result with `record`."""
+
+    def __init__(
+        self,
+        subscriber: Any,
+        subscription: str,
+        record: Callable[[str, float, str], object],
+    ) -> None:
+        self._subscriber = subscriber
+        self.subscription = subscription
+        self._record = record
+        self._lock = threading.Lock()
+        self._future: Any = None
+        self._closing = threading.Event()
+        self.problem: str | None = None  # why the stream stopped, shown by /readyz
+
+    def start(self) -> None:
+        """Open the stream; its callbacks run on a few threads of their own."""
+        with self._lock:
+            if self._closing.is_set():
+                return
+            scheduler = ThreadScheduler(
+                ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="recorder")
+            )
+            self._future = self._subscriber.subscribe(
+                self.subscription,
+                self._on_message,
+                flow_control=FlowControl(max_messages=MAX_OUTSTANDING),
+                scheduler=scheduler,
+            )
+            self._future.add_done_callback(self._stopped)
+
+    @property
+    def running(self) -> bool:
+        return self._future is not None and not self._future.done()
+
+    def close(self, timeout_s: float = 3.0) -> None:
+        """Stop reading; results not yet acked go back to Pub/Sub for another instance."""
+        self._closing.set()
+        with self._lock:
+            future = self._future
+        if future is not None:
+            future.cancel()
+            try:
+                future.result(timeout=timeout_s)
+            except Exception:  # cancelled, or it had already failed: closing either way
+                pass
+
+    def _on_message(self, message: Any) -> None:
+        try:
+            result = decode_result(message.data)
+        except ValueError as err:  # never readable: recording it later will not help
+            log.warning("unreadable result message", extra={"error": repr(err)})
+            message.ack()
+            return
+        try:
+            self._record(result.ride_id, result.duration_final, result.model_version)
+        except StoreUnavailable as err:
+            log.warning(
+                "result not recorded, back to Pub/Sub",
+                extra={"ride_id": result.ride_id, "error": err.reason},
+            )
+            time.sleep(RETRY_AFTER_S)  # not at once: the store needs time to come back
+            message.nack()
+            return
+        message.ack()
+
+    def _stopped(self, future: Any) -> None:
+        if self._closing.is_set():
+            return
+        error = future.exception() if not future.cancelled() else None
+        self.problem = f"recorder stream stopped: {type(error).__name__}: {error}"
+        log.error(
+            f"recorder stream stopped; restarting in {RESTART_AFTER_S:g} s",
+            extra={"subscription": self.subscription, "error": repr(error)},
+        )
+        timer = threading.Timer(RESTART_AFTER_S, self._restart)
+        timer.daemon = True
+        timer.start()
+
+    def _restart(self) -> None:
+        self.problem = None
+        self.start()
+
+
+def make_subscriber() -> Any:
+    """The official subscriber client; call it in the worker, after gunicorn forks."""
+    return SubscriberClient()
