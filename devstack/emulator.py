@@ -5,9 +5,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .processes import Process, http_status, wait_until
+from .processes import Process, http_status, port_open, wait_until
 
 START_TIMEOUT_S = 60  # a cold JVM here takes about 10 s
+STOP_TIMEOUT_S = 10.0
 
 
 def sdk_unavailable_reason(product: str, component: str) -> str | None:
@@ -64,9 +65,21 @@ class GcloudEmulator:
         return True
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(timeout_s=10)
-            self._process = None
+        """Stop gcloud and the emulator under it; return once its port is closed."""
+        if self._process is None:
+            return
+        self._process.stop(timeout_s=10)
+
+        # gcloud exits first; its JVM, signalled with it, may serve a moment longer.
+        def closed() -> bool:
+            return not port_open(self.host, self.port)
+
+        try:
+            wait_until(closed, STOP_TIMEOUT_S, interval_s=0.1)
+        except TimeoutError:
+            self._process.kill()  # the whole process group, the JVM included
+            wait_until(closed, STOP_TIMEOUT_S, interval_s=0.1, what=f"{self.address} to close")
+        self._process = None
 
     def restart(self, down_for_s: float = 0.0) -> None:
         """Stop, stay down for a while, and start again with empty state, as a fault would."""
