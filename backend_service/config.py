@@ -57,13 +57,7 @@ class Config:
                 "RESULTS_TOPIC", cls.results_topic, formerly="BACKEND_PULL_STREAM"
             ),
             result_timeout_s=env.number("RESULT_TIMEOUT_S", cls.result_timeout_s),
-            publish_timeout_s=env.number("PUBLISH_TIMEOUT_S", cls.publish_timeout_s),
-            publish_max_latency_s=env.number(
-                "PUBLISH_MAX_LATENCY_S", cls.publish_max_latency_s, allow_zero=True
-            ),
-            publish_max_in_flight=int(
-                env.number("PUBLISH_MAX_IN_FLIGHT", cls.publish_max_in_flight)
-            ),
+            **env.publisher(cls),
             results_subscription_ttl_s=int(
                 env.number("RESULTS_SUBSCRIPTION_TTL_S", cls.results_subscription_ttl_s)
             ),

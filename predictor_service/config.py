@@ -59,13 +59,7 @@ class Config:
                 "RESULTS_TOPIC", cls.results_topic, formerly="BACKEND_PULL_STREAM"
             ),
             dead_letter_topic=env.text("DEAD_LETTER_TOPIC", cls.dead_letter_topic),
-            publish_timeout_s=env.number("PUBLISH_TIMEOUT_S", cls.publish_timeout_s),
-            publish_max_latency_s=env.number(
-                "PUBLISH_MAX_LATENCY_S", cls.publish_max_latency_s, allow_zero=True
-            ),
-            publish_max_in_flight=int(
-                env.number("PUBLISH_MAX_IN_FLIGHT", cls.publish_max_in_flight)
-            ),
+            **env.publisher(cls),
             max_envelope_bytes=int(env.number("MAX_ENVELOPE_BYTES", cls.max_envelope_bytes)),
             push_audience=env.text("PUSH_AUDIENCE") or None,
             push_service_account=env.text("PUSH_SERVICE_ACCOUNT") or None,

@@ -1,6 +1,7 @@
 """Read a service's settings from its environment once, collecting every problem at once."""
 
 from collections.abc import Mapping
+from typing import Any
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -51,6 +52,18 @@ class Env:
         if level not in LOG_LEVELS:
             self.errors.append(f"LOG_LEVEL must be a logging level name, got {level!r}")
         return level
+
+    def publisher(self, defaults: Any) -> dict[str, Any]:
+        """Return the group-commit publisher's settings, `defaults` giving each one's default."""
+        return {
+            "publish_timeout_s": self.number("PUBLISH_TIMEOUT_S", defaults.publish_timeout_s),
+            "publish_max_latency_s": self.number(
+                "PUBLISH_MAX_LATENCY_S", defaults.publish_max_latency_s, allow_zero=True
+            ),
+            "publish_max_in_flight": int(
+                self.number("PUBLISH_MAX_IN_FLIGHT", defaults.publish_max_in_flight)
+            ),
+        }
 
     def check(self, what: str) -> None:
         """Raise ConfigError naming every problem noted so far, if there is any."""
