@@ -16,7 +16,7 @@ from .listener import ResultListener, stream_channels
 from .listener import make_client as make_subscriber
 from .publisher import RidePublisher
 from .publisher import make_client as make_publisher
-from .results import ResultStore, RideStore
+from .ride_store import LocalRides, RideStore
 from .routes import Runtime, register
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .recorder import Recorder
 
 log = logging.getLogger(__name__)
+REPUBLISH_AT_MOST = 1000
 
 
 def create_app(
@@ -40,12 +41,12 @@ def create_app(
     config = config or Config.from_env(os.environ)
     configure_logging(config.log_level, config.project_id)
     estimator = estimator or CoarseEstimator.load(config.coarse_model_path)
-    store = ResultStore()
+    store = LocalRides()
     if rides is None and config.ride_store == "firestore":
         # Imported only here: a memory store needs neither Firestore's client nor the recorder.
+        from .firestore_rides import FirestoreRides, SharedRides, client_from_env
         from .recorder import Recorder
         from .recorder import make_subscriber as make_recorder_subscriber
-        from .ride_state import FirestoreRides, SharedRides, client_from_env
 
         def connect() -> "firestore.Client":
             return client_from_env(config.project_id, config.firestore_database)
@@ -89,12 +90,11 @@ def create_app(
         estimator=estimator,
         publisher=publisher,
         listener=listener,
-        store=store,
         rides=rides if rides is not None else store,
         recorder=recorder,
         result_timeout_s=config.result_timeout_s,
     )
-    listener.on_resubscribed = runtime.republish_pending
+    listener.on_resubscribed = lambda: republish_waiting(store, publisher, listener.reply_to)
     listener.start()
     if recorder is not None:
         recorder.start()
@@ -110,3 +110,17 @@ def create_app(
         },
     )
     return app
+
+
+def republish_waiting(store: LocalRides, publisher: RidePublisher, reply_to: str) -> None:
+    """Publish again this process's rides still waiting, whose results may have reached no one.
+
+    Called once the listener has a new results subscription: results published to the old one
+    are gone. The newest REPUBLISH_AT_MOST only: older ones are long past any client's wait.
+    """
+    waiting = store.pending(REPUBLISH_AT_MOST)
+    failed = publisher.publish_all([(r.message, r.ride_id) for r in waiting], reply_to)
+    log.warning(
+        "rides waiting for a result published again",
+        extra={"rides": len(waiting) - failed, "failed": failed},
+    )

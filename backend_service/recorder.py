@@ -22,7 +22,7 @@ from google.cloud.pubsub_v1.types import FlowControl
 
 from ride_stream.messages import decode_result
 
-from .results import StoreUnavailable
+from .ride_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from .coarse import CoarseEstimator
 from .errors import ApiError, abort_json, error_json
 from .listener import ResultListener
 from .publisher import RidePublisher, StreamUnavailable
-from .results import ResultStore, RideConflict, RideStore, StoreUnavailable
+from .ride_store import RideConflict, RideStore, StoreUnavailable
 from .rides import InvalidRide, Ride, parse_ride
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
-# After the results subscription is replaced, the newest rides still waiting are published
-# again, at most this many: the store's oldest pending rides are long past any client's wait.
-REPUBLISH_AT_MOST = 1000
 
 
 def register(app: Flask, runtime: Runtime, max_body_bytes: int) -> None:
@@ -61,8 +58,7 @@ class Runtime:
     estimator: CoarseEstimator
     publisher: RidePublisher
     listener: ResultListener
-    store: ResultStore  # this process's rides, waiting for their results on its stream
-    rides: RideStore  # where rides are taken and looked up: `store`, or shared by instances
+    rides: RideStore  # where rides are taken and looked up: this process's, or every instance's
     recorder: Recorder | None  # writes every result to the shared store, when there is one
     result_timeout_s: float
 
@@ -76,17 +72,6 @@ class Runtime:
         self.listener.close()
         if self.recorder is not None:
             self.recorder.close()
-
-    def republish_pending(self) -> None:
-        """Publish again the rides still waiting, whose results may have reached no one."""
-        waiting = self.store.pending(REPUBLISH_AT_MOST)
-        failed = self.publisher.publish_all(
-            [(record.message, record.ride_id) for record in waiting], self.listener.reply_to
-        )
-        log.warning(
-            "rides waiting for a result published again",
-            extra={"rides": len(waiting) - failed, "failed": failed},
-        )
 
 
 def runtime() -> Runtime:

@@ -19,7 +19,7 @@ from .rider import EstimateProbe, Rider, double_answers, run_load
 log = logging.getLogger("faults")
 SAMPLE_S = 5.0
 # Allowed growth from the first sample after warm-up to the last. Memory: each answered ride
-# stays in its backend's ResultStore (bounded at 100,000 rides; docs/reliability.md has its
+# stays in its backend's LocalRides (bounded at 100,000 rides; docs/reliability.md has its
 # measured size a ride), so a process may grow by a base amount plus that much per ride it handled.
 RSS_GROWTH_KB = 8 * 1024
 RSS_PER_RIDE_KB = 2.0

@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from backend_service.ride_state import REPUBLISH_AFTER_S
+from backend_service.firestore_rides import REPUBLISH_AFTER_S
 from devstack.processes import http_status
 
 from .lab import Lab, kill, resume, stall

@@ -12,7 +12,7 @@ from .model import ModelLoadError, ServingModel, load_model
 from .publisher import ResultPublisher, make_client
 from .push_auth import PushTokenVerifier, make_verifier
 from .routes import Routes, Runtime
-from .secrets import resolve_secret_refs
+from .secret_refs import resolve_secret_refs
 
 log = logging.getLogger(__name__)
 

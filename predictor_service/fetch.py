@@ -1,6 +1,6 @@
 """Resolve an MLflow model URI and download its folder, in a child process that then exits.
 
-`python -P predictor_service/fetch.py URI DEST` prints one JSON line, `{"folder", "version"}`.
+`python predictor_service/fetch.py URI DEST` prints one JSON line, `{"folder", "version"}`.
 MLflow's client (and SQLAlchemy, boto3, ...) stays in the child: the worker that serves the
 model reads a local folder and never imports MLflow for a model that does not need it.
 Run by path, not with -m: -m would import the predictor package (Flask, gRPC, numpy) first.
@@ -27,9 +27,7 @@ class FetchError(RuntimeError):
 
 def fetch_in_child(uri: str, dest: Path, timeout_s: float = TIMEOUT_S) -> tuple[Path, str | None]:
     """Download `uri` into `dest` in a child process; return the folder and the version."""
-    # -P: the script's folder (predictor_service/, which has a secrets.py) must not shadow
-    # the standard library's modules in the child.
-    argv = [sys.executable, "-P", str(Path(__file__).resolve()), uri, str(dest)]
+    argv = [sys.executable, str(Path(__file__).resolve()), uri, str(dest)]
     try:
         child = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as err:

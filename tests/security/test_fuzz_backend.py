@@ -25,7 +25,7 @@ def fuzzable_app():
     publisher, listener = FakeRidePublisher(), FakeListener()
     config = Config(project_id="fuzz-project", result_timeout_s=0.01, ride_store="memory")
     app = create_app(config, publisher=publisher, listener=listener)  # type: ignore[arg-type]
-    store = app.extensions["backend"].store
+    store = app.extensions["backend"].rides
     publisher.respond = lambda ride_id, ride: (
         store.complete(ride_id, round(ride["trip_distance"] * 3, 2), "fuzz/1")
         if ride["PULocationID"] % 2

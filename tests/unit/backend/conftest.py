@@ -23,7 +23,7 @@ def app(publisher: FakeRidePublisher, listener: FakeListener):
         project_id="test-project", result_timeout_s=0.2, max_body_bytes=2048, ride_store="memory"
     )
     app = create_app(config, publisher=publisher, listener=listener)  # type: ignore[arg-type]
-    store = app.extensions["backend"].store
+    store = app.extensions["backend"].rides
     # By default the stream answers at once with a duration derived from the distance.
     publisher.respond = lambda ride_id, ride: store.complete(
         ride_id, round(ride["trip_distance"] * 3, 2), "ride-duration/7"

@@ -4,7 +4,7 @@ import pytest
 
 from backend_service import create_app
 from backend_service.config import Config
-from backend_service.results import ResultStore, RideRecord, StoreUnavailable
+from backend_service.ride_store import LocalRides, RideRecord, StoreUnavailable
 from tests.kit.rides import RIDE
 
 
@@ -62,7 +62,7 @@ def test_pending_ride_can_be_looked_up_once_its_result_arrives(app, client, publ
     publisher.respond = lambda ride_id, ride: None
     client.post("/rides", json={**RIDE, "ride_id": "late-1"})
 
-    app.extensions["backend"].store.complete("late-1", 9.9, "ride-duration/7")
+    app.extensions["backend"].rides.complete("late-1", 9.9, "ride-duration/7")
 
     assert client.get("/rides/late-1").get_json()["duration_final"] == 9.9
 
@@ -181,7 +181,7 @@ def test_rides_still_waiting_are_published_again_when_the_listener_resubscribes(
     publisher.respond = lambda ride_id, ride: None  # no result comes: the ride stays pending
     assert client.post("/rides", json={**RIDE, "ride_id": "waiting"}).status_code == 202
     assert client.post("/rides", json={**RIDE, "ride_id": "done"}).status_code == 202
-    app.extensions["backend"].store.complete("done", 9.0, "v1")
+    app.extensions["backend"].rides.complete("done", 9.0, "v1")
 
     listener.on_resubscribed()
 
@@ -191,11 +191,11 @@ def test_rides_still_waiting_are_published_again_when_the_listener_resubscribes(
     assert again[0]["reply_to"] == listener.reply_to
 
 
-class DownStore(ResultStore):
+class DownStore(LocalRides):
     """A ride store that cannot be reached."""
 
     def claim(self, *args):
-        raise StoreUnavailable("begin: ServiceUnavailable: connection refused")
+        raise StoreUnavailable("create: ServiceUnavailable: connection refused")
 
     def get(self, ride_id):
         raise StoreUnavailable("get: ServiceUnavailable: connection refused")

@@ -1,11 +1,11 @@
-"""backend_service.ride_state.SharedRides: which confirmation publishes, with a fake Firestore."""
+"""firestore_rides.SharedRides: which confirmation publishes, with a fake Firestore."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend_service.results import ResultStore, RideConflict, RideRecord, StoreUnavailable
-from backend_service.ride_state import SharedRides
+from backend_service.firestore_rides import SharedRides
+from backend_service.ride_store import LocalRides, RideConflict, RideRecord, StoreUnavailable
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ class FakeFirestoreRides:
         if self.down:
             raise StoreUnavailable("get: ServiceUnavailable: connection refused")
 
-    def begin(self, ride_id, fingerprint, coarse):
+    def create(self, ride_id, fingerprint, coarse):
         self._check()
         if ride_id in self.docs:
             record = self.docs[ride_id]
@@ -52,12 +52,12 @@ def firestore() -> FakeFirestoreRides:
 
 
 def shared(firestore, now=NOW, local=None) -> SharedRides:
-    local = local if local is not None else ResultStore()  # an empty store is falsy
+    local = local if local is not None else LocalRides()  # an empty store is falsy
     return SharedRides(firestore, local, poll_s=0.01, clock=lambda: now)
 
 
 def test_a_new_ride_is_published_by_the_one_that_took_it_and_waits_locally(firestore):
-    local = ResultStore()
+    local = LocalRides()
     record, publish = shared(firestore, local=local).claim("r1", b"fp", 5.0, b"msg")
 
     assert publish
@@ -116,7 +116,7 @@ def test_follow_gives_up_after_its_timeout_with_the_pending_record(firestore):
 
 
 def test_a_lookup_prefers_this_processs_result_to_a_store_not_yet_written(firestore):
-    local = ResultStore()
+    local = LocalRides()
     rides = shared(firestore, local=local)
     rides.claim("r1", b"fp", 5.0, b"msg")
     local.complete("r1", 7.5, "v1")  # the stream beat the recorder

@@ -39,7 +39,7 @@ def test_a_confirmation_whose_result_never_comes_answers_202_after_its_timeout(c
 
 
 def test_a_result_arriving_while_waiting_wins_over_the_timeout(app, client, publisher):
-    store = app.extensions["backend"].store
+    store = app.extensions["backend"].rides
     publisher.respond = lambda ride_id, ride: threading.Timer(
         0.05, store.complete, args=(ride_id, 9.5, "m/1")
     ).start()

@@ -1,4 +1,4 @@
-"""predictor_service.secrets: Secret Manager references resolved through a hand-written fake."""
+"""predictor_service.secret_refs: Secret Manager references resolved through a hand-written fake."""
 
 import logging
 from dataclasses import dataclass, field
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from predictor_service.secrets import SecretRefError, resolve_secret_refs
+from predictor_service.secret_refs import SecretRefError, resolve_secret_refs
 
 KEY_ID_REF = "projects/demo-project/secrets/mlflow-aws-access-key-id/versions/3"
 SECRET_REF = "projects/demo-project/secrets/mlflow-aws-secret-access-key"

@@ -1,4 +1,23 @@
-"""What this process knows of each ride, and the requests waiting for a final duration."""
+"""A ride's record, the RideStore that confirmations use, and LocalRides, this process's rides.
+
+Where the backend keeps ride state, by module:
+
+| module             | holds                                                               |
+|--------------------|---------------------------------------------------------------------|
+| ride_store.py      | RideRecord; RideStore, what the routes call; LocalRides, the rides  |
+|                    | this process took and the requests waiting on them                  |
+| firestore_rides.py | FirestoreRides, one document per ride; SharedRides, the RideStore   |
+|                    | of a deployment: Firestore for every instance, LocalRides for waits |
+| recorder.py        | Recorder: writes every result to Firestore, from one shared         |
+|                    | subscription                                                        |
+| listener.py        | ResultListener: this process's results stream, which wakes waits    |
+
+With RIDE_STORE=memory, LocalRides is the whole store.
+
+The verbs: `claim` takes a ride for a confirmation and says whether the caller must publish it;
+`follow` waits for a ride published by another request or instance; `release` forgets a ride
+whose publish failed; `complete` records a final result, the first one winning.
+"""
 
 import itertools
 import threading
@@ -72,7 +91,7 @@ class RideStore(Protocol):
         """Why the store cannot serve now, for /readyz; None when it can."""
 
 
-class ResultStore:
+class LocalRides:
     """A bounded, thread-safe map of ride_id to record; the first final result wins.
 
     As a RideStore it holds the rides of this process only: another process, or instance,
@@ -84,7 +103,7 @@ class ResultStore:
         self._lock = threading.Lock()
         self._capacity = capacity
 
-    def begin(
+    def add(
         self, ride_id: str, fingerprint: bytes, duration_coarse: float, message: bytes = b""
     ) -> RideRecord:
         """Return the ride's record, creating it; raise RideConflict if the ride differs."""
@@ -123,7 +142,7 @@ class ResultStore:
         self, ride_id: str, fingerprint: bytes, coarse: float, message: bytes
     ) -> tuple[RideRecord, bool]:
         """Take the ride; a pending ride confirmed again is published again."""
-        record = self.begin(ride_id, fingerprint, coarse, message)
+        record = self.add(ride_id, fingerprint, coarse, message)
         return record, record.duration_final is None
 
     def follow(self, record: RideRecord, timeout_s: float) -> RideRecord:

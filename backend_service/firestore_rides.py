@@ -11,7 +11,7 @@ from google.api_core import retry as retries
 from google.auth.exceptions import GoogleAuthError
 from google.cloud import firestore
 
-from .results import ResultStore, RideConflict, RideRecord, StoreUnavailable
+from .ride_store import LocalRides, RideConflict, RideRecord, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class FirestoreRides:
         if self._connect is not None:
             self._rides = self._connect().collection(self._name)
 
-    def begin(
+    def create(
         self,
         ride_id: str,
         fingerprint: bytes,
@@ -82,7 +82,7 @@ class FirestoreRides:
             try:
                 # A retried create whose first attempt landed reports created=False: rare, safe.
                 self._call(
-                    "begin",
+                    "create",
                     deadline,
                     lambda t: ref.create(document, retry=NO_RETRY, timeout=t),
                     expected=gexc.AlreadyExists,
@@ -91,7 +91,7 @@ class FirestoreRides:
                 return record, True
             except gexc.AlreadyExists:
                 pass
-            snapshot = self._call("begin", deadline, lambda t: ref.get(retry=NO_RETRY, timeout=t))
+            snapshot = self._call("create", deadline, lambda t: ref.get(retry=NO_RETRY, timeout=t))
             if not snapshot.exists:
                 continue  # deleted (TTL) since create() failed: create it again
             record = _record(ride_id, snapshot.to_dict() or {})
@@ -104,7 +104,7 @@ class FirestoreRides:
         deadline = time.monotonic() + self._timeout_s
         ref = self._rides.document(ride_id)
         update = {"duration_final": duration_final, "model_version": model_version}
-        while True:  # bounded by the deadline, as in begin()
+        while True:  # bounded by the deadline, as in create()
             snapshot = self._call(
                 "complete", deadline, lambda t: ref.get(retry=NO_RETRY, timeout=t)
             )
@@ -175,7 +175,7 @@ class SharedRides:
     def __init__(
         self,
         rides: FirestoreRides,
-        local: ResultStore,
+        local: LocalRides,
         republish_after_s: float = REPUBLISH_AFTER_S,
         poll_s: float = POLL_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -199,7 +199,7 @@ class SharedRides:
         instances racing on one new ride_id publish it once. One still pending after
         `republish_after_s` is published again, in case its publish never happened.
         """
-        record, created = self._noted(lambda: self._rides.begin(ride_id, fingerprint, coarse))
+        record, created = self._noted(lambda: self._rides.create(ride_id, fingerprint, coarse))
         if record.duration_final is not None:
             return record, False
         late = record.created_at is not None and (
@@ -207,7 +207,7 @@ class SharedRides:
         )
         if not (created or late):
             return record, False
-        return self._local.begin(ride_id, fingerprint, coarse, message), True
+        return self._local.add(ride_id, fingerprint, coarse, message), True
 
     def get(self, ride_id: str) -> RideRecord | None:
         """This process's record once done (its stream may beat the recorder), else Firestore's."""

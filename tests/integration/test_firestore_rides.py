@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from backend_service.results import RideConflict
-from backend_service.ride_state import FirestoreRides, StoreUnavailable, client_from_env
+from backend_service.firestore_rides import FirestoreRides, StoreUnavailable, client_from_env
+from backend_service.ride_store import RideConflict
 from devstack.processes import free_port
 
 pytestmark = pytest.mark.emulator
@@ -52,12 +52,12 @@ def stores(firestore_emulator, clients, collection: str) -> Stores:
     return make
 
 
-def begin(store: FirestoreRides, ride_id: str, fingerprint: bytes = FINGERPRINT, coarse=12.5):
-    return store.begin(ride_id, fingerprint, coarse)
+def create(store: FirestoreRides, ride_id: str, fingerprint: bytes = FINGERPRINT, coarse=12.5):
+    return store.create(ride_id, fingerprint, coarse)
 
 
 def test_a_new_ride_is_created_and_seen_by_another_client(stores: Stores):
-    record, created = begin(stores(), "r1")
+    record, created = create(stores(), "r1")
     assert created
     assert (record.ride_id, record.fingerprint, record.duration_coarse) == ("r1", FINGERPRINT, 12.5)
 
@@ -74,13 +74,13 @@ def test_a_new_ride_is_created_and_seen_by_another_client(stores: Stores):
 
 def test_the_same_ride_again_returns_its_current_record(stores: Stores):
     store = stores()
-    begin(store, "r1")
-    record, created = begin(stores(), "r1", coarse=99.0)
+    create(store, "r1")
+    record, created = create(stores(), "r1", coarse=99.0)
     assert not created
     assert record.duration_coarse == 12.5  # the stored ride, not the new call's figure
 
     assert store.complete("r1", 14.0, "7")
-    record, created = begin(stores(), "r1")
+    record, created = create(stores(), "r1")
     assert not created
     assert (record.duration_final, record.model_version) == (14.0, "7")
     assert record.done.is_set()
@@ -88,9 +88,9 @@ def test_the_same_ride_again_returns_its_current_record(stores: Stores):
 
 def test_another_ride_under_the_same_id_conflicts(stores: Stores):
     store = stores()
-    begin(store, "r1")
+    create(store, "r1")
     with pytest.raises(RideConflict):
-        begin(stores(), "r1", fingerprint=b"\x02" * 16)
+        create(stores(), "r1", fingerprint=b"\x02" * 16)
     stored = store.get("r1")
     assert stored is not None and stored.fingerprint == FINGERPRINT
 
@@ -120,16 +120,16 @@ def _race(
 
 
 def test_racing_processes_create_a_new_ride_once(stores: Stores):
-    def begin_contested(_index: int, store: FirestoreRides) -> bool:
-        record, created = begin(store, "contested")
+    def create_contested(_index: int, store: FirestoreRides) -> bool:
+        record, created = create(store, "contested")
         assert record.fingerprint == FINGERPRINT
         return created
 
-    assert sorted(_race([stores() for _ in range(8)], begin_contested)) == [False] * 7 + [True]
+    assert sorted(_race([stores() for _ in range(8)], create_contested)) == [False] * 7 + [True]
 
 
 def test_racing_final_results_record_one(stores: Stores):
-    begin(stores(), "r1")
+    create(stores(), "r1")
     racers = [stores() for _ in range(8)]
     outcomes = _race(racers, lambda index, store: store.complete("r1", float(index), str(index)))
     assert outcomes.count(True) == 1
@@ -140,7 +140,7 @@ def test_racing_final_results_record_one(stores: Stores):
 
 def test_the_first_final_result_wins(stores: Stores):
     store = stores()
-    begin(store, "r1")
+    create(store, "r1")
     assert store.complete("r1", 14.0, "7")
     assert not stores().complete("r1", 99.0, "8")
     assert not store.complete("unknown", 1.0, "7")
@@ -156,7 +156,7 @@ def test_every_ride_expires_a_retention_period_after_its_creation(
 ):
     store = stores(retention=timedelta(hours=3))
     before = datetime.now(UTC)
-    begin(store, "r1")
+    create(store, "r1")
     after = datetime.now(UTC)
 
     reader = clients(firestore_emulator.address)
@@ -178,7 +178,7 @@ def _fails_within(timeout_s: float, calls: list[Callable[[], object]]) -> list[s
 
 def _all_calls(store: FirestoreRides) -> list[Callable[[], object]]:
     return [
-        lambda: begin(store, "r1"),
+        lambda: create(store, "r1"),
         lambda: store.get("r1"),
         lambda: store.complete("r1", 14.0, "7"),
         lambda: store.delete("r1"),
@@ -188,7 +188,7 @@ def _all_calls(store: FirestoreRides) -> list[Callable[[], object]]:
 def test_a_stopped_emulator_raises_store_unavailable_within_the_timeout(clients):
     store = FirestoreRides(clients(f"127.0.0.1:{free_port()}"), "rides", timeout_s=0.5)
     reasons = _fails_within(0.5, _all_calls(store))
-    assert reasons[0].startswith("begin: ")
+    assert reasons[0].startswith("create: ")
 
 
 def test_an_emulator_that_never_answers_raises_store_unavailable_within_the_timeout(clients):
