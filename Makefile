@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint train train-course clean
+.PHONY: install run test test-fast lint train train-course clean clean-local
 
 install: $(STAMP)
 
@@ -48,8 +48,15 @@ train-course: install
 	MLFLOW_ARTIFACT_LOCATION=$${MLFLOW_ARTIFACT_LOCATION:-$(CURDIR)/.local/mlartifacts} \
 	$(PY) -m training.course
 
+## Remove caches; the local MLflow registry and run logs in .local/ stay.
 clean:
-	rm -rf .local .pytest_cache .ruff_cache .mypy_cache
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+## Also delete .local/: the local MLflow registry (every trained model), bench and run logs.
+clean-local: clean
+	@echo "deleting .local/: the local MLflow registry, its models and the run logs"
+	rm -rf .local
 
 .PHONY: faults soak dead-letters
 SOAK_SECONDS ?= 300
