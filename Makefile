@@ -4,8 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint train train-course clean clean-local
+.PHONY: help install run test test-fast lint train train-course clean clean-local
 
+## List the targets with what each does.
+help:
+	@awk '/^## /{c = c (c ? " " : "") substr($$0, 4); next} /^\.PHONY/{next} \
+	      /^[a-z-]+:/{if (c) printf "  %-18s %s\n", substr($$1, 1, length($$1) - 1), c} {c = ""}' $(MAKEFILE_LIST)
+
+## Create .venv and install the dev requirements (again only when a requirements file changes).
 install: $(STAMP)
 
 # Reinstall only when a requirements file changes.
@@ -27,6 +33,7 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not emulator and not slow"
 
+## ruff, ruff format --check and mypy on the product packages.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -108,6 +115,7 @@ bench-models: install bench-tools
 
 # wrk (a Debian package) drives the closed-loop measurements; where it cannot be installed they
 # are skipped, and the report says so.
+## Install wrk from Debian's packages if missing.
 bench-tools:
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 \
 		|| { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1; } \

@@ -84,7 +84,7 @@ def create_app(
             ttl_s=config.results_subscription_ttl_s,
             channels=stream_channels(config.pubsub_emulator_host),
         )
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # routes.static_file serves static/
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     runtime = Runtime(
         estimator=estimator,

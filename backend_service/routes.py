@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mimetypes
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,11 +37,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+# The rider's page, its script and style, and the TLC zone table it builds its choosers from.
+STATIC = Path(__file__).with_name("static")
+# The page must work behind Cloud Run with nothing else deployed and no internet: the browser
+# refuses any script, style, font or call from another origin, and framing by one.
+PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 
 def register(app: Flask, runtime: Runtime, max_body_bytes: int) -> None:
     """Serve every route of the backend from `app`."""
     app.extensions["backend"] = runtime
+    app.add_url_rule("/", view_func=rider_page, methods=["GET"])
+    app.add_url_rule("/static/<name>", view_func=static_file, methods=["GET"])
     app.add_url_rule("/rides", view_func=confirm, methods=["POST"])
     app.add_url_rule("/rides/<ride_id>", view_func=lookup, methods=["GET"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
@@ -231,6 +239,27 @@ def readyz() -> tuple[Response, int]:
     if any(reasons):
         body["reason"] = "; ".join(r for r in reasons if r)
     return jsonify(body), 200 if ready else 503
+
+
+def rider_page() -> Response:
+    """Serve the rider's page, allowed to load and call nothing but this origin."""
+    response = static_file("index.html")
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
+
+
+def static_file(name: str) -> Response:
+    """Serve one file of static/ by name: no subfolders, so no path leads out of it."""
+    path = STATIC / name
+    if name.startswith(".") or not path.is_file():
+        abort_json(404, f"no file {name!r}")
+    # Read whole, as the OpenAPI file is: the largest is the 12 kB zone table.
+    mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    response = Response(path.read_bytes(), mimetype=mimetype)
+    response.headers["Cache-Control"] = "no-cache"  # revalidated: a deploy shows at once
+    response.add_etag()
+    response.make_conditional(request)  # 304 when the browser's copy is current
+    return response
 
 
 def openapi() -> Response:

@@ -31,9 +31,10 @@ def main() -> int:
         log.error("could not start the stack: %s", err)
         return 1
     backend = stack.backends[0].url
-    log.info("ready. backend: %s  (logs in %s)", backend, settings.workdir)
+    log.info("ready. open the rider's page: %s/", backend)
+    log.info("backend API: %s  (logs in %s)", backend, settings.workdir)
     log.info(
-        "try:\n  curl -s -X POST %s/estimate -H 'Content-Type: application/json' "
+        "or try:\n  curl -s -X POST %s/estimate -H 'Content-Type: application/json' "
         '-d \'{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}\'\n'
         "  curl -s -X POST %s/rides -H 'Content-Type: application/json' "
         '-d \'{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5, '
