@@ -1,7 +1,6 @@
 """Fixtures shared by every test package: a trained model, the emulators, a running stack."""
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,14 +9,7 @@ from devstack.emulator import Emulator, unavailable_reason
 from devstack.processes import free_port
 from devstack.stack import Stack, start_isolated
 from tests.kit.firestore import firestore_emulator  # noqa: F401 - a fixture, registered here
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    tracking_uri: str
-    model_uri: str  # models:/ride-duration@production
-    folder: Path  # the logged MLflow model folder, usable as a local MODEL_URI
-    figures: dict[str, float | str]
+from tests.kit.trained import TrainedModel
 
 
 @pytest.fixture(scope="session")

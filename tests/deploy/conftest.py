@@ -1,8 +1,6 @@
 """Fixtures for the deploy tests: gcloud without credentials, an emulator, a small model."""
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,43 +8,6 @@ from pathlib import Path
 import pytest
 
 from devstack.emulator import Emulator
-
-ROOT = Path(__file__).resolve().parents[2]
-# Ports this suite may bind, kept apart from the stack's (8080, 8081, 8085 and random ones).
-PORTS = range(8185, 8200)
-
-
-def free_port() -> int:
-    """Return a loopback port from PORTS that nothing is bound to."""
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
-
-
-def offline_env(config_dir: Path, **extra: str) -> dict[str, str]:
-    """Return an environment where gcloud has no account, no project and no metadata server."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CLOUDSDK_", "GOOGLE_", "PUBSUB_EMULATOR"))
-    }
-    ca_bundle = os.environ.get("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
-    env |= {
-        "CLOUDSDK_CONFIG": str(config_dir),
-        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-        "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
-        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-    }
-    if ca_bundle:
-        env["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"] = ca_bundle
-    return env | extra
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from . import cloudbuild
-from .conftest import offline_env
-from .scripts import ROOT, config_defaults
+from tests.kit import cloudbuild
+from tests.kit.deploy_scripts import ROOT, config_defaults, offline_env
 
 NO_ACCOUNT = "ERROR: (gcloud.builds.submit) You do not currently have an active account selected."
 # deploy/config.sh names for the substitutions that repeat its defaults.

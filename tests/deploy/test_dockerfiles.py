@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from . import dockerfile
-from .conftest import offline_env
-from .scripts import ROOT
+from tests.kit import dockerfile
+from tests.kit.deploy_scripts import ROOT, offline_env
 
 SERVICES = ["backend_service", "predictor_service"]
 TEST_TOOLS = re.compile(

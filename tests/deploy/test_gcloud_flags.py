@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from . import cloudbuild
-from .conftest import offline_env
-from .fake_gcloud import FakeGcloud
-from .scripts import ROLLOUT, SETUP, config_defaults, run_script
+from tests.kit import cloudbuild
+from tests.kit.deploy_scripts import ROLLOUT, SETUP, config_defaults, offline_env, run_script
+from tests.kit.fake_gcloud import FakeGcloud
 
 pytestmark = pytest.mark.slow
 NO_ACCOUNT = "You do not currently have an active account selected."

@@ -20,10 +20,8 @@ from google.cloud import pubsub_v1
 
 from devstack.emulator import Emulator
 from devstack.processes import http_status, wait_until
-
-from . import dockerfile
-from .conftest import free_port
-from .scripts import ROOT
+from tests.kit import dockerfile
+from tests.kit.deploy_scripts import ROOT, free_port
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 GRACEFUL_TIMEOUT_S = 8  # both gunicorn_conf modules; under Cloud Run's 10 s before SIGKILL

@@ -4,9 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from . import cloudbuild
-from .fake_gcloud import FakeGcloud
-from .scripts import ROLLOUT, Plan, base_env, command, dry_run, env_vars, flag, run_script
+from tests.kit import cloudbuild
+from tests.kit.deploy_scripts import (
+    ROLLOUT,
+    Plan,
+    base_env,
+    command,
+    dry_run,
+    env_vars,
+    flag,
+    run_script,
+)
+from tests.kit.fake_gcloud import FakeGcloud
 
 PROJECT = "demo-project"
 INVOKER = f"ride-push-invoker@{PROJECT}.iam.gserviceaccount.com"

@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 
 from predictor_service.config import MODEL_INPUTS
-
-from . import cloudbuild
-from .fake_gcloud import FakeGcloud
-from .scripts import ROLLOUT, base_env, command, config_defaults, dry_run, flag, run_script
+from tests.kit import cloudbuild
+from tests.kit.deploy_scripts import (
+    ROLLOUT,
+    base_env,
+    command,
+    config_defaults,
+    dry_run,
+    flag,
+    run_script,
+)
+from tests.kit.fake_gcloud import FakeGcloud
 
 TRACKING = {"_MLFLOW_TRACKING_URI": "https://mlflow.example.com"}
 SECRET_VERSION = ["secrets", "versions", "describe"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .scripts import ROOT, SETUP, base_env, config_defaults, dry_run, run_script
+from tests.kit.deploy_scripts import ROOT, SETUP, base_env, config_defaults, dry_run, run_script
 
 # Computed from the others in config.sh, so not settable on their own.
 DERIVED = {"BACKEND_SA", "PREDICTOR_SA", "PUSH_INVOKER_SA", "DEPLOYER_SA", "BUILD_SOURCE_BUCKET"}

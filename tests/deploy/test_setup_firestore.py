@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from .fake_gcloud import FakeGcloud
-from .scripts import SETUP, run_script
+from tests.kit.deploy_scripts import SETUP, run_script
+from tests.kit.fake_gcloud import FakeGcloud
 
 DESCRIBE = ["firestore", "databases", "describe"]
 CREATE = ["firestore", "databases", "create"]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from .fake_gcloud import FakeGcloud
-from .scripts import SETUP, Plan, base_env, dry_run, run_script
+from tests.kit.deploy_scripts import SETUP, Plan, base_env, dry_run, run_script
+from tests.kit.fake_gcloud import FakeGcloud
 
 PROJECT = "demo-project"
 NUMBER = "123456789"

@@ -9,9 +9,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from devstack.emulator import Emulator
-
-from .conftest import offline_env
-from .scripts import SETUP, run_script
+from tests.kit.deploy_scripts import SETUP, offline_env, run_script
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 

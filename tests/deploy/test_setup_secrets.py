@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from .fake_gcloud import FakeGcloud
-from .scripts import SETUP, run_script
+from tests.kit.deploy_scripts import SETUP, run_script
+from tests.kit.fake_gcloud import FakeGcloud
 
 KEY_ID = "AKIA-test-8f3e2d"
 SECRET_KEY = "s3cr3t/with+chars=and spaces"

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, offline_env
-from .scripts import ROOT, config_defaults
+from tests.kit.deploy_scripts import ROOT, config_defaults, free_port, offline_env
 
 # gcloud's rule: googlecloudsdk/command_lib/builds/staging_bucket_util.py, GetDefaultStagingBucket.
 PROJECTS = {

@@ -12,11 +12,11 @@ from devstack.emulator import Emulator
 from devstack.frontdoor import FrontDoor
 from devstack.pubsub import emulator_clients, push_envelope
 from devstack.stack import Stack, start_isolated
-from tests.conftest import TrainedModel
-from tests.deploy import cloudbuild
-from tests.deploy.scripts import ROLLOUT, base_env, command, dry_run, env_vars, flag
+from tests.kit import cloudbuild
+from tests.kit.deploy_scripts import ROLLOUT, base_env, command, dry_run, env_vars, flag
 from tests.kit.rides import ride_message
 from tests.kit.stream import pull_all
+from tests.kit.trained import TrainedModel
 
 pytestmark = pytest.mark.emulator
 

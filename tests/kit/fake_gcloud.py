@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scripts import base_env
+from tests.kit.deploy_scripts import base_env
 
 # Records argv (and stdin for --data-file=-); answers with the first rule whose argv prefix
 # matches and whose use limit, counted over earlier calls, is not reached.

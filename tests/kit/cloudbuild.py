@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from .scripts import ROOT
+from tests.kit.deploy_scripts import ROOT
 
 CONFIG = ROOT / "cloudbuild.yaml"
 # https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values

@@ -3,6 +3,7 @@
 import os
 import re
 import shlex
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,3 +86,40 @@ def config_defaults(**env: str) -> dict[str, str]:
         check=True,
     )
     return dict(zip(names, done.stdout.splitlines(), strict=True))
+
+
+# Ports this suite may bind, kept apart from the stack's (8080, 8081, 8085 and random ones).
+PORTS = range(8185, 8200)
+
+
+def free_port() -> int:
+    """Return a loopback port from PORTS that nothing is bound to."""
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def offline_env(config_dir: Path, **extra: str) -> dict[str, str]:
+    """Return an environment where gcloud has no account, no project and no metadata server."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CLOUDSDK_", "GOOGLE_", "PUBSUB_EMULATOR"))
+    }
+    ca_bundle = os.environ.get("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
+    env |= {
+        "CLOUDSDK_CONFIG": str(config_dir),
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+        "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+    }
+    if ca_bundle:
+        env["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"] = ca_bundle
+    return env | extra

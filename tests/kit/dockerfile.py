@@ -8,7 +8,7 @@ from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
-from .scripts import ROOT
+from tests.kit.deploy_scripts import ROOT
 
 
 @dataclass(frozen=True)
