@@ -1,5 +1,8 @@
 """Fixtures shared by every test package: a trained model, the emulators, a running stack."""
 
+import fcntl
+import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,16 +17,36 @@ from tests.kit.trained import TrainedModel
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    """Train the real model on the project's TLC data once per session (about 15 s)."""
-    from training.train import main as train
+    """Train the real model on the project's TLC data once per run (about 15 s).
 
-    root = tmp_path_factory.mktemp("mlflow")
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    figures = train(
-        ["--tracking-uri", tracking_uri, "--artifact-location", str(root / "artifacts")]
-    )
+    Under pytest-xdist the workers share one training: the first to take the lock trains into
+    the run's common folder, the others wait for it and read what it wrote.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trained-model"
+    root.mkdir(exist_ok=True)
+    with (root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        figures_file = root / "figures.json"
+        if not figures_file.exists():
+            from training.train import main as train
+
+            figures = train(
+                [
+                    "--tracking-uri",
+                    f"sqlite:///{root / 'mlflow.db'}",
+                    "--artifact-location",
+                    str(root / "artifacts"),
+                ]
+            )
+            figures_file.write_text(json.dumps(figures))
     folder = next((root / "artifacts").glob("**/MLmodel")).parent
-    return TrainedModel(tracking_uri, "models:/ride-duration@production", folder, figures)
+    return TrainedModel(
+        f"sqlite:///{root / 'mlflow.db'}",
+        "models:/ride-duration@production",
+        folder,
+        json.loads(figures_file.read_text()),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +87,13 @@ def make_stack(
     yield build
     for stack in reversed(stacks):
         stack.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the full-length drills to `make faults` unless -m asks for them."""
+    if "drill" in (config.getoption("markexpr") or ""):
+        return
+    drills = [item for item in items if item.get_closest_marker("drill")]
+    if drills:
+        config.hook.pytest_deselected(items=drills)
+        items[:] = [item for item in items if not item.get_closest_marker("drill")]

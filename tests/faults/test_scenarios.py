@@ -4,7 +4,13 @@ import pytest
 
 from faults import suite
 
-pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(240)]
+# The same drills, at the same length, as `make faults`: deselected from `make test` (marked drill).
+pytestmark = [
+    pytest.mark.emulator,
+    pytest.mark.slow,
+    pytest.mark.drill,
+    pytest.mark.timeout(240),
+]
 
 # Each scenario, named for what it shows, with the checks that show it.
 DRILLS = [

@@ -1,6 +1,7 @@
 """Run the deploy scripts and read the plans they print."""
 
 import os
+import random
 import re
 import shlex
 import socket
@@ -94,7 +95,8 @@ PORTS = range(8185, 8200)
 
 def free_port() -> int:
     """Return a loopback port from PORTS that nothing is bound to."""
-    for port in PORTS:
+    # Random order: parallel test workers seldom try the same port at the same moment.
+    for port in random.sample(PORTS, len(PORTS)):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
