@@ -25,9 +25,9 @@ $(STAMP): requirements-dev.txt backend_service/requirements.txt predictor_servic
 run: install
 	$(PY) -m devstack
 
+TEST_WORKERS ?= auto
 ## The whole test suite: unit, contract and integration (emulator tests skip where it is absent),
 ## one pytest-xdist worker a core, a test file to a worker; the full-length drills are `make faults`.
-TEST_WORKERS ?= auto
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
