@@ -7,12 +7,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devstack.emulator import Emulator, unavailable_reason
 from devstack.processes import free_port
 from devstack.stack import Stack, start_isolated
 from tests.kit.firestore import firestore_emulator  # noqa: F401 - a fixture, registered here
 from tests.kit.trained import TrainedModel
+
+# No per-example deadline: a property test asserts behaviour, never speed, and parallel workers
+# on a busy machine make any deadline a coin toss.
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 
 @pytest.fixture(scope="session")
