@@ -83,7 +83,7 @@ check_predictor_inputs() {
     check_secret_version "$SECRET_AWS_SECRET_ACCESS_KEY" "$AWS_SECRET_ACCESS_KEY_VERSION"
   fi
   if ((${#problems[@]})); then
-    printf 'error: %s\n' "${problems[@]}" >&2
+    printf 'error: %s\n' ${problems[@]+"${problems[@]}"} >&2
     exit 1
   fi
 }

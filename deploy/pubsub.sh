@@ -21,6 +21,8 @@ ensure_topic() {
 ensure_subscription() {
   local sub="$1" ack_deadline="$2" dead_letters="$3"
   shift 3
+  # Either may stay empty: bash before 4.4 (macOS has 3.2) calls an empty "${a[@]}" unbound
+  # under set -u, so each is expanded as ${a[@]+"${a[@]}"} (tests/deploy/test_bash32.py).
   local -a retry=() dead_letter=()
   local ack_flag="--ack-deadline=$ack_deadline"
   local retention_flag="--message-retention-duration=${MESSAGE_RETENTION_S}s"
@@ -39,7 +41,8 @@ ensure_subscription() {
   fi
   if ! exists gcloud pubsub subscriptions describe "$sub" --project="$PROJECT_ID"; then
     run gcloud pubsub subscriptions create "$sub" "$@" "$ack_flag" "$retention_flag" \
-      "$expiration_flag" "${retry[@]}" "${dead_letter[@]}" --project="$PROJECT_ID"
+      "$expiration_flag" ${retry[@]+"${retry[@]}"} ${dead_letter[@]+"${dead_letter[@]}"} \
+      --project="$PROJECT_ID"
     return
   fi
   # The push endpoint is left alone: cloudbuild.yaml owns it once the predictor exists.
@@ -58,13 +61,14 @@ ensure_subscription() {
   [[ -z "$ttl" ]] || changes+=("$expiration_flag")
   if [[ -n "$dead_letters" ]]; then
     [[ "$min_backoff|$max_backoff" == "${PUSH_MIN_RETRY_DELAY_S}s|${PUSH_MAX_RETRY_DELAY_S}s" ]] ||
-      changes+=("${retry[@]}")
+      changes+=(${retry[@]+"${retry[@]}"})
     local want_topic="projects/$PROJECT_ID/topics/$dead_letters"
     [[ "$dl_topic|$dl_attempts" == "$want_topic|$MAX_DELIVERY_ATTEMPTS" ]] ||
-      changes+=("${dead_letter[@]}")
+      changes+=(${dead_letter[@]+"${dead_letter[@]}"})
   fi
   if ((${#changes[@]})); then
-    run gcloud pubsub subscriptions update "$sub" "${changes[@]}" --project="$PROJECT_ID"
+    run gcloud pubsub subscriptions update "$sub" ${changes[@]+"${changes[@]}"} \
+      --project="$PROJECT_ID"
   fi
 }
 
