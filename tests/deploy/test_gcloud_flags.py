@@ -32,7 +32,9 @@ PROBES = (
 def setup_calls(tmp_path: Path, *, exists: bool) -> list[list[str]]:
     """The calls setup.sh makes when everything is missing, or all present but drifted."""
     fake = FakeGcloud.install(tmp_path)
-    missing = [] if exists else [(probe.split(), "", 1) for probe in PROBES]
+    # A new Firestore database answers from the second probe on (setup waits for it).
+    uses = {probe: 1 if "firestore" in probe else None for probe in PROBES}
+    missing = [] if exists else [(probe.split(), "", 1, uses[probe]) for probe in PROBES]
     fake.answer([(["projects", "describe"], "123456789", 0), *missing])
     env = fake.env(PROJECT_ID="demo-project", MLFLOW_AWS_ACCESS_KEY_ID="x")
     assert run_script(SETUP, env=env).returncode == 0
