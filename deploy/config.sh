@@ -43,8 +43,13 @@ PUSH_MIN_RETRY_DELAY_S="${PUSH_MIN_RETRY_DELAY_S:-10}"
 PUSH_MAX_RETRY_DELAY_S="${PUSH_MAX_RETRY_DELAY_S:-600}"
 # After this many failed deliveries a message moves to the dead-letter topic (Pub/Sub: 5-100).
 MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
-# How long unacked messages are kept (Pub/Sub's maximum, 7 days).
+# How long the push and recorder subscriptions keep unacked messages: Pub/Sub's default, 7 days
+# (it allows 10 minutes to 31 days).
+# https://cloud.google.com/pubsub/docs/subscription-properties#message_retention_duration
 MESSAGE_RETENTION_S="${MESSAGE_RETENTION_S:-604800}"
+# How long the dead-letter subscription keeps dead letters nobody has acked: Pub/Sub's maximum,
+# 31 days. Unacked messages older than a day are billed as storage (docs/deploy.md).
+DEAD_LETTER_RETENTION_S="${DEAD_LETTER_RETENTION_S:-2678400}"
 
 # The pull subscription on the results topic that every backend instance shares, without a
 # filter: Pub/Sub hands each result to one instance, which records it in Firestore and then acks,

@@ -269,6 +269,21 @@ RECORDER_CREATE = [
 ]
 
 
+def test_dead_letters_are_kept_as_long_as_pubsub_allows(plan: Plan) -> None:
+    # 31 days, Pub/Sub's maximum; the push and recorder subscriptions keep its default, 7.
+    retention = {
+        c[4]: flag(c, "message-retention-duration")
+        for c in plan.commands
+        if c[1:4] == ["pubsub", "subscriptions", "create"]
+    }
+
+    assert retention == {
+        "ride-data-push-sub": "604800s",
+        "ride-data-dead-letter-sub": "2678400s",
+        RECORDER: "604800s",
+    }
+
+
 def test_firestore_api_is_enabled_with_the_others(plan: Plan) -> None:
     assert "firestore.googleapis.com" in plan.commands[0]
 
