@@ -6,8 +6,12 @@
 PROJECT_ID="${PROJECT_ID:-${CLOUDSDK_CORE_PROJECT:-}}"
 REGION="${REGION:-us-central1}"
 
-# Artifact Registry (Docker format) holding both images.
+# Artifact Registry (Docker format) holding both images. Its cleanup policy keeps the last
+# AR_KEEP_IMAGES images of each service and deletes older ones: a rollback can go back that far.
 AR_REPOSITORY="${AR_REPOSITORY:-ride-duration}"
+AR_KEEP_IMAGES="${AR_KEEP_IMAGES:-10}"
+# Days a build's uploaded source stays in the source bucket (a build reads it once, at start).
+BUILD_SOURCE_RETENTION_DAYS="${BUILD_SOURCE_RETENTION_DAYS:-7}"
 
 # Cloud Run services.
 BACKEND_SERVICE="${BACKEND_SERVICE:-ride-backend}"

@@ -38,7 +38,21 @@ def setup_calls(tmp_path: Path, *, exists: bool) -> list[list[str]]:
     fake.answer([(["projects", "describe"], "123456789", 0), *missing])
     env = fake.env(PROJECT_ID="demo-project", MLFLOW_AWS_ACCESS_KEY_ID="x")
     assert run_script(SETUP, env=env).returncode == 0
-    return fake.argvs()
+    return with_files(fake, tmp_path)
+
+
+def with_files(fake: FakeGcloud, folder: Path) -> list[list[str]]:
+    """The calls' argv, each file flag pointing at a copy of what the script had written there:
+    gcloud reads a --policy file while it parses the command."""
+    argvs = []
+    for number, call in enumerate(fake.calls()):
+        argv = list(call["argv"])
+        for name, contents in call.get("files", {}).items():
+            copy = folder / f"call-{number}{name}.json"
+            copy.write_text(contents)
+            argv = [f"{name}={copy}" if a.startswith(f"{name}=") else a for a in argv]
+        argvs.append(argv)
+    return argvs
 
 
 def rollout_calls(tmp_path: Path, **substitutions: str) -> list[list[str]]:
