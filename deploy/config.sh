@@ -77,6 +77,9 @@ SECRET_AWS_SECRET_ACCESS_KEY="${SECRET_AWS_SECRET_ACCESS_KEY:-mlflow-aws-secret-
 BACKEND_ROLE_ID="${BACKEND_ROLE_ID:-rideBackendResultsSubscriber}"
 # Custom role letting the deployer read and repoint the push subscription, and nothing else.
 DEPLOYER_ROLE_ID="${DEPLOYER_ROLE_ID:-ridePushSubscriptionUpdater}"
+# Custom role letting the deployer deploy the two services and set their IAM policies, on the
+# project (the services do not exist before the first build), in place of roles/run.admin.
+DEPLOYER_RUN_ROLE_ID="${DEPLOYER_RUN_ROLE_ID:-rideServiceDeployer}"
 
 # Derived names: not meant to be overridden.
 sa_email() { printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT_ID"; }

@@ -196,6 +196,26 @@ def test_every_docker_step_uses_the_pinned_builder() -> None:
     assert cloudbuild.substitute(build_predictor["name"], values) == DOCKER_BUILDER
 
 
+def test_every_gcloud_step_uses_the_release_these_tests_check(
+    gcloud: str, gcloud_config: Path
+) -> None:
+    config = cloudbuild.load()
+    values = cloudbuild.values(config, **MANUAL_BUILD)
+    installed = subprocess.run(
+        [gcloud, "version", '--format=value("Google Cloud SDK")'],
+        env=offline_env(gcloud_config, CLOUDSDK_CORE_PROJECT="demo-project"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+
+    builders = {cloudbuild.substitute(s["name"], values) for s in config["steps"]}
+
+    gcloud_images = {b for b in builders if "cloudsdktool" in b}
+    assert gcloud_images == {f"gcr.io/google.com/cloudsdktool/google-cloud-cli:{installed}-slim"}
+
+
 @pytest.mark.parametrize(
     ("service", "substitution"),
     [("backend_service", "_BACKEND_CONCURRENCY"), ("predictor_service", "_PREDICTOR_CONCURRENCY")],
