@@ -238,6 +238,29 @@ def test_backend_is_public_and_runs_as_its_own_account() -> None:
     assert "--service-account=ride-backend@demo-project.iam.gserviceaccount.com" in args
 
 
+def test_one_switch_deploys_the_backend_private() -> None:
+    args = cloudbuild.backend_deploy_args(_BACKEND_ACCESS="--no-allow-unauthenticated")
+
+    assert "--no-allow-unauthenticated" in args and "--allow-unauthenticated" not in args
+
+
+@pytest.mark.parametrize("access", ["--allow-unauthenticated", "--no-allow-unauthenticated"])
+def test_the_backend_keeps_the_invoker_check_on_either_way(access: str) -> None:
+    args = cloudbuild.backend_deploy_args(_BACKEND_ACCESS=access)
+
+    assert "--invoker-iam-check" in args and "--no-invoker-iam-check" not in args
+
+
+@pytest.mark.parametrize(
+    ("substitution", "value"),
+    [("_BACKEND_MAX_INSTANCES", "10"), ("_PREDICTOR_MAX_INSTANCES", "10")],
+)
+def test_both_services_have_an_instance_cap_by_default(substitution: str, value: str) -> None:
+    # The cap the docs turn into rides/s and dollars an hour.
+    assert cloudbuild.load()["substitutions"][substitution] == value
+    assert "--max-instances=10" in cloudbuild.backend_deploy_args()
+
+
 def backend_env(**overrides: str) -> dict[str, str]:
     """The backend's --set-env-vars, expanded, as a dict."""
     args = cloudbuild.backend_deploy_args(**overrides)

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.kit import cloudbuild
-from tests.kit.deploy_scripts import ROLLOUT, SETUP, config_defaults, offline_env, run_script
+from tests.kit.deploy_scripts import (
+    ROLLOUT,
+    SETUP,
+    TEARDOWN,
+    config_defaults,
+    offline_env,
+    run_script,
+)
 from tests.kit.fake_gcloud import FakeGcloud
 
 pytestmark = pytest.mark.slow
@@ -53,6 +60,24 @@ def with_files(fake: FakeGcloud, folder: Path) -> list[list[str]]:
             argv = [f"{name}={copy}" if a.startswith(f"{name}=") else a for a in argv]
         argvs.append(argv)
     return argvs
+
+
+def teardown_calls(tmp_path: Path, firestore: str) -> list[list[str]]:
+    """The calls of a teardown that finds everything, a leftover subscription and a binding."""
+    fake = FakeGcloud.install(tmp_path)
+    sub = "projects/demo-project/subscriptions/ride-duration-pull-ab12-1"
+    binding = (
+        "roles/logging.logWriter|serviceAccount:ride-deployer@demo-project.iam.gserviceaccount.com"
+    )
+    fake.answer(
+        [
+            (["pubsub", "subscriptions", "list"], f"{sub}|_deleted-topic_\n", 0),
+            (["projects", "get-iam-policy"], binding + "\n", 0),
+        ]
+    )
+    env = fake.env(PROJECT_ID="demo-project")
+    assert run_script(TEARDOWN, "--yes", f"--firestore={firestore}", env=env).returncode == 0
+    return fake.argvs()
 
 
 def rollout_calls(tmp_path: Path, **substitutions: str) -> list[list[str]]:
@@ -104,6 +129,8 @@ def gcloud_stderr(gcloud: str, config: Path, argv: list[str]) -> str:
     return done.stderr
 
 
+# Some 50 gcloud starts, four at a time: minutes on a loaded machine.
+@pytest.mark.timeout(1200)
 def test_every_command_parses(gcloud: str, gcloud_config: Path, tmp_path: Path) -> None:
     argvs = distinct(
         setup_calls(tmp_path / "missing", exists=False)
@@ -115,6 +142,8 @@ def test_every_command_parses(gcloud: str, gcloud_config: Path, tmp_path: Path) 
             _MODEL_NEEDS_S3_KEYS="false",
         )
         + [cloudbuild.backend_deploy_args()]
+        + teardown_calls(tmp_path / "teardown-rides", "rides")
+        + teardown_calls(tmp_path / "teardown-database", "database")
     )
 
     with ThreadPoolExecutor(max_workers=4) as pool:
