@@ -6,8 +6,12 @@
 PROJECT_ID="${PROJECT_ID:-${CLOUDSDK_CORE_PROJECT:-}}"
 REGION="${REGION:-us-central1}"
 
-# Artifact Registry (Docker format) holding both images.
+# Artifact Registry (Docker format) holding both images. Its cleanup policy keeps the last
+# AR_KEEP_IMAGES images of each service and deletes older ones: a rollback can go back that far.
 AR_REPOSITORY="${AR_REPOSITORY:-ride-duration}"
+AR_KEEP_IMAGES="${AR_KEEP_IMAGES:-10}"
+# Days a build's uploaded source stays in the source bucket (a build reads it once, at start).
+BUILD_SOURCE_RETENTION_DAYS="${BUILD_SOURCE_RETENTION_DAYS:-7}"
 
 # Cloud Run services.
 BACKEND_SERVICE="${BACKEND_SERVICE:-ride-backend}"
@@ -43,8 +47,13 @@ PUSH_MIN_RETRY_DELAY_S="${PUSH_MIN_RETRY_DELAY_S:-10}"
 PUSH_MAX_RETRY_DELAY_S="${PUSH_MAX_RETRY_DELAY_S:-600}"
 # After this many failed deliveries a message moves to the dead-letter topic (Pub/Sub: 5-100).
 MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
-# How long unacked messages are kept (Pub/Sub's maximum, 7 days).
+# How long the push and recorder subscriptions keep unacked messages: Pub/Sub's default, 7 days
+# (it allows 10 minutes to 31 days).
+# https://cloud.google.com/pubsub/docs/subscription-properties#message_retention_duration
 MESSAGE_RETENTION_S="${MESSAGE_RETENTION_S:-604800}"
+# How long the dead-letter subscription keeps dead letters nobody has acked: Pub/Sub's maximum,
+# 31 days. Unacked messages older than a day are billed as storage (docs/deploy.md).
+DEAD_LETTER_RETENTION_S="${DEAD_LETTER_RETENTION_S:-2678400}"
 
 # The pull subscription on the results topic that every backend instance shares, without a
 # filter: Pub/Sub hands each result to one instance, which records it in Firestore and then acks,
@@ -68,6 +77,9 @@ SECRET_AWS_SECRET_ACCESS_KEY="${SECRET_AWS_SECRET_ACCESS_KEY:-mlflow-aws-secret-
 BACKEND_ROLE_ID="${BACKEND_ROLE_ID:-rideBackendResultsSubscriber}"
 # Custom role letting the deployer read and repoint the push subscription, and nothing else.
 DEPLOYER_ROLE_ID="${DEPLOYER_ROLE_ID:-ridePushSubscriptionUpdater}"
+# Custom role letting the deployer deploy the two services and set their IAM policies, on the
+# project (the services do not exist before the first build), in place of roles/run.admin.
+DEPLOYER_RUN_ROLE_ID="${DEPLOYER_RUN_ROLE_ID:-rideServiceDeployer}"
 
 # Derived names: not meant to be overridden.
 sa_email() { printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT_ID"; }

@@ -2,7 +2,7 @@
 # Who may do what. Every grant is on the one resource it is about, except four that cannot be:
 # the backend's custom role (it creates subscriptions whose names exist only at runtime), its
 # datastore.user (Firestore takes IAM policies on projects only, so an IAM condition narrows it to
-# the one database), and the deployer's run.admin and logging.logWriter (the services do not exist
+# the one database), and the deployer's service role and logging.logWriter (the services do not exist
 # before the first deploy, and build logs are written to the project). docs/deploy.md explains
 # each grant.
 
@@ -16,6 +16,24 @@ BACKEND_ROLE_PERMISSIONS+=",pubsub.subscriptions.delete,pubsub.subscriptions.get
 # from it and change its IAM policy.
 # https://cloud.google.com/pubsub/docs/access-control#permissions
 DEPLOYER_ROLE_PERMISSIONS="pubsub.subscriptions.get,pubsub.subscriptions.update"
+# Deploying the two services and setting their IAM policies, in place of roles/run.admin (which
+# can also delete any service of the project). Each gcloud call of the build needs (checked in
+# tests/deploy/test_setup_plan.py against every call cloudbuild.yaml and rollout_predictor.sh
+# make): run deploy, services.create or .update after .get, its progress read from the service,
+# its revisions and operations; --[no-]allow-unauthenticated, --invoker-iam-check and
+# add-iam-policy-binding, services.getIamPolicy and .setIamPolicy; services describe, .get.
+# https://cloud.google.com/run/docs/reference/iam/permissions
+# https://cloud.google.com/run/docs/authenticating/public
+DEPLOYER_RUN_ROLE_PERMISSIONS="run.services.create,run.services.get,run.services.update"
+DEPLOYER_RUN_ROLE_PERMISSIONS+=",run.services.getIamPolicy,run.services.setIamPolicy"
+DEPLOYER_RUN_ROLE_PERMISSIONS+=",run.operations.get,run.revisions.get,run.revisions.list"
+
+# Whether the Pub/Sub service agent needs roles/iam.serviceAccountTokenCreator on the push
+# invoker to mint its OIDC tokens: only agents created before 8 April 2021 do
+# (https://cloud.google.com/run/docs/tutorials/pubsub#integrating-pubsub). auto grants it when
+# the project itself is older than that (its agent may be), and removes it otherwise.
+PUBSUB_AGENT_TOKEN_CREATOR="${PUBSUB_AGENT_TOKEN_CREATOR:-auto}"
+TOKEN_CREATOR_CUTOFF=2021-04-08
 
 project_number() {
   if [[ -n "${PROJECT_NUMBER:-}" ]]; then
@@ -29,20 +47,68 @@ project_number() {
 
 sorted_list() { tr ',' '\n' <<<"$1" | sort | paste -sd, -; }
 
-# Create a project-level custom role, or update its permissions when they drifted.
-# https://cloud.google.com/iam/docs/creating-custom-roles
+# Create a project-level custom role, or repair one: undelete it if it was deleted (a deleted
+# role still answers describe for 7 days, marked deleted, and its id cannot be reused for 37),
+# and set its permissions when they drifted. Says what it changed.
+# https://cloud.google.com/iam/docs/creating-custom-roles#deleting-custom-role
 ensure_custom_role() {
-  local role="$1" title="$2" description="$3" permissions="$4" have
+  local role="$1" title="$2" description="$3" permissions="$4" have deleted
   if ! exists gcloud iam roles describe "$role" --project="$PROJECT_ID"; then
     run gcloud iam roles create "$role" --project="$PROJECT_ID" --stage=GA --title="$title" \
       --description="$description" --permissions="$permissions"
     return
   fi
-  have="$(query gcloud iam roles describe "$role" --project="$PROJECT_ID" \
-    --format='value(includedPermissions)' || true)"
+  IFS='|' read -r deleted have < <(
+    query gcloud iam roles describe "$role" --project="$PROJECT_ID" \
+      --format="value[separator='|'](deleted,includedPermissions)"
+  ) || true
+  if [[ "$deleted" == True ]]; then
+    note "custom role $role was deleted: undeleting it"
+    run gcloud iam roles undelete "$role" --project="$PROJECT_ID"
+  fi
   # gcloud lists the permissions separated by ';'.
   if [[ "$(sorted_list "${have//;/,}")" != "$(sorted_list "$permissions")" ]]; then
+    note "custom role $role: permissions set to $permissions (it had ${have//;/,})"
     run gcloud iam roles update "$role" --project="$PROJECT_ID" --permissions="$permissions"
+  fi
+}
+
+# The project-level grants setup makes, one "member|role" a line (teardown removes them).
+project_grants() {
+  printf '%s|%s\n' \
+    "serviceAccount:$BACKEND_SA" "projects/$PROJECT_ID/roles/$BACKEND_ROLE_ID" \
+    "serviceAccount:$BACKEND_SA" roles/datastore.user \
+    "serviceAccount:$DEPLOYER_SA" "projects/$PROJECT_ID/roles/$DEPLOYER_RUN_ROLE_ID" \
+    "serviceAccount:$DEPLOYER_SA" roles/logging.logWriter
+}
+
+# Grant the Pub/Sub service agent the token creator role on the push invoker where it needs it
+# (see PUBSUB_AGENT_TOKEN_CREATOR), and take it away where it does not.
+ensure_agent_token_creator() {
+  local agent="$1" role=roles/iam.serviceAccountTokenCreator created needed
+  case "$PUBSUB_AGENT_TOKEN_CREATOR" in
+    true) needed=1 ;;
+    false) needed=0 ;;
+    auto)
+      created="$(query gcloud projects describe "$PROJECT_ID" --format='value(createTime)' || true)"
+      if [[ -z "$created" && "$DRY_RUN" == 1 ]]; then
+        note "(granted only if the project was created before $TOKEN_CREATOR_CUTOFF)"
+        return
+      fi
+      # Unknown age: grant, so that push keeps working.
+      needed=1
+      if [[ -n "$created" && ! "$created" < "$TOKEN_CREATOR_CUTOFF" ]]; then needed=0; fi
+      ;;
+    *) die "PUBSUB_AGENT_TOKEN_CREATOR=$PUBSUB_AGENT_TOKEN_CREATOR: use auto, true or false" ;;
+  esac
+  if ((needed)); then
+    grant_service_account "$PUSH_INVOKER_SA" "$agent" "$role"
+  elif query gcloud iam service-accounts get-iam-policy "$PUSH_INVOKER_SA" \
+    --project="$PROJECT_ID" --flatten='bindings[].members' \
+    --format="value[separator='|'](bindings.role,bindings.members)" | grep -qx "$role|$agent"; then
+    note "the Pub/Sub service agent no longer needs $role on $PUSH_INVOKER_SA: removing it"
+    run gcloud iam service-accounts remove-iam-policy-binding "$PUSH_INVOKER_SA" \
+      --member="$agent" --role="$role" --project="$PROJECT_ID"
   fi
 }
 
@@ -93,11 +159,14 @@ setup_iam() {
   [[ -n "$number" ]] || die "cannot read the project number of $PROJECT_ID (set PROJECT_NUMBER)"
   pubsub_agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  note "custom roles: the backend's results subscriptions, the deployer's push endpoint"
+  note "custom roles: the backend's results subscriptions, the deployer's push endpoint and" \
+    "its services"
   ensure_custom_role "$BACKEND_ROLE_ID" "ride backend results subscriptions" \
     "Create, pull from and delete per-process results subscriptions" "$BACKEND_ROLE_PERMISSIONS"
   ensure_custom_role "$DEPLOYER_ROLE_ID" "ride push subscription updater" \
     "Read and repoint the push subscription feeding the predictor" "$DEPLOYER_ROLE_PERMISSIONS"
+  ensure_custom_role "$DEPLOYER_RUN_ROLE_ID" "ride service deployer" \
+    "Deploy the ride services and set their IAM policies" "$DEPLOYER_RUN_ROLE_PERMISSIONS"
 
   note "backend: publish rides; create, pull from and delete its own results subscriptions"
   grant_project "$backend" "projects/$PROJECT_ID/roles/$BACKEND_ROLE_ID"
@@ -117,16 +186,17 @@ setup_iam() {
   grant_secret "$SECRET_AWS_ACCESS_KEY_ID" "$predictor" roles/secretmanager.secretAccessor
   grant_secret "$SECRET_AWS_SECRET_ACCESS_KEY" "$predictor" roles/secretmanager.secretAccessor
 
-  note "Pub/Sub service agent: forward dead letters, mint the push invoker's OIDC tokens"
+  note "Pub/Sub service agent: forward dead letters; mint the push invoker's OIDC tokens if" \
+    "it predates $TOKEN_CREATOR_CUTOFF"
   grant_topic "$DEAD_LETTER_TOPIC" "$pubsub_agent" roles/pubsub.publisher
   grant_subscription "$PUSH_SUBSCRIPTION" "$pubsub_agent" roles/pubsub.subscriber
-  grant_service_account "$PUSH_INVOKER_SA" "$pubsub_agent" roles/iam.serviceAccountTokenCreator
+  ensure_agent_token_creator "$pubsub_agent"
 
   note "deployer (Cloud Build): push images, deploy both services as their own accounts"
-  # run.admin rather than run.developer: the build makes the backend public and lets the push
-  # invoker call the predictor, both IAM policies on services that do not exist before the
-  # first deploy.
-  grant_project "$deployer" roles/run.admin
+  # A custom role rather than run.admin: the build creates, reads and updates the two services
+  # and sets their IAM policies (public backend, invoker on the predictor), on services that do
+  # not exist before the first deploy; it never deletes one.
+  grant_project "$deployer" "projects/$PROJECT_ID/roles/$DEPLOYER_RUN_ROLE_ID"
   # Builds run with a user-chosen account must write their logs to Cloud Logging themselves.
   grant_project "$deployer" roles/logging.logWriter
   grant_repository "$AR_REPOSITORY" "$deployer" roles/artifactregistry.writer

@@ -73,9 +73,19 @@ check_push_deadline() {
   fi
 }
 
+# The build's one switch for the backend's callers (cloudbuild.yaml _BACKEND_ACCESS), checked
+# here because the check step runs before either service deploys.
+check_backend_access() {
+  case "${BACKEND_ACCESS:---allow-unauthenticated}" in
+    --allow-unauthenticated | --no-allow-unauthenticated) ;;
+    *) problems+=("_BACKEND_ACCESS=$BACKEND_ACCESS: use --allow-unauthenticated (public) or --no-allow-unauthenticated (private)") ;;
+  esac
+}
+
 # Run every check; die listing all problems, if any.
 check_predictor_inputs() {
   [[ -n "$PROJECT_ID" ]] || problems+=("PROJECT_ID is not set")
+  check_backend_access
   check_model_source
   check_push_deadline
   if [[ -n "$PROJECT_ID" ]] && needs_s3_keys; then
@@ -83,7 +93,7 @@ check_predictor_inputs() {
     check_secret_version "$SECRET_AWS_SECRET_ACCESS_KEY" "$AWS_SECRET_ACCESS_KEY_VERSION"
   fi
   if ((${#problems[@]})); then
-    printf 'error: %s\n' "${problems[@]}" >&2
+    printf 'error: %s\n' ${problems[@]+"${problems[@]}"} >&2
     exit 1
   fi
 }

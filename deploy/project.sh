@@ -21,6 +21,60 @@ setup_apis() {
   run gcloud beta services identity create --service=pubsub.googleapis.com --project="$PROJECT_ID"
 }
 
+# Write $2 to a new temporary file for a --policy or --lifecycle-file flag; print its path. In a
+# dry run print the file's contents as a comment and a placeholder path instead.
+policy_file() {
+  local name="$1" contents="$2" path
+  if [[ "$DRY_RUN" == 1 ]]; then
+    printf '# %s: %s\n' "$name" "$contents" >&2
+    printf '%s' "$name"
+    return
+  fi
+  path="$(mktemp "${TMPDIR:-/tmp}/ride-$name.XXXXXX")"
+  printf '%s\n' "$contents" >"$path"
+  printf '%s' "$path"
+}
+
+# Keep the last AR_KEEP_IMAGES images of each service (each image is a package of its own) and
+# delete the rest: a keep policy wins over a delete policy for the versions both match.
+# https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy
+CLEANUP_KEEP_ID='keep-last-images'
+CLEANUP_DELETE_ID='delete-older-images'
+ensure_cleanup_policy() {
+  local keep action dry_mode file policy
+  IFS='|' read -r keep action dry_mode < <(
+    query gcloud artifacts repositories describe "$AR_REPOSITORY" --location="$REGION" \
+      --project="$PROJECT_ID" --format="value[separator='|'](cleanupPolicies.$CLEANUP_KEEP_ID.mostRecentVersions.keepCount,cleanupPolicies.$CLEANUP_DELETE_ID.action,cleanupPolicyDryRun)"
+  ) || true
+  [[ "$keep|$action|$dry_mode" != "$AR_KEEP_IMAGES|DELETE|" &&
+    "$keep|$action|$dry_mode" != "$AR_KEEP_IMAGES|DELETE|False" ]] || return 0
+  policy="[{\"name\": \"$CLEANUP_KEEP_ID\", \"action\": {\"type\": \"Keep\"},"
+  policy+=" \"mostRecentVersions\": {\"keepCount\": $AR_KEEP_IMAGES}},"
+  policy+=" {\"name\": \"$CLEANUP_DELETE_ID\", \"action\": {\"type\": \"Delete\"},"
+  policy+=" \"condition\": {\"tagState\": \"any\"}}]"
+  file="$(policy_file cleanup-policy.json "$policy")"
+  run gcloud artifacts repositories set-cleanup-policies "$AR_REPOSITORY" --location="$REGION" \
+    --policy="$file" --no-dry-run --project="$PROJECT_ID"
+  if [[ "$DRY_RUN" != 1 ]]; then rm -f "$file"; fi
+}
+
+# Delete the uploaded sources gcloud builds submit stages under source/ once a build no longer
+# needs them. Only that prefix: other objects in the bucket are left alone.
+# https://cloud.google.com/storage/docs/lifecycle
+ensure_source_lifecycle() {
+  local age prefix file rule
+  IFS='|' read -r age prefix < <(
+    query gcloud storage buckets describe "$BUILD_SOURCE_BUCKET" --project="$PROJECT_ID" \
+      --format="value[separator='|'](lifecycle_config.rule[0].condition.age,lifecycle_config.rule[0].condition.matchesPrefix[0])"
+  ) || true
+  [[ "$age|$prefix" != "$BUILD_SOURCE_RETENTION_DAYS|source/" ]] || return 0
+  rule="{\"rule\": [{\"action\": {\"type\": \"Delete\"}, \"condition\": {\"age\": $BUILD_SOURCE_RETENTION_DAYS, \"matchesPrefix\": [\"source/\"]}}]}"
+  file="$(policy_file source-lifecycle.json "$rule")"
+  run gcloud storage buckets update "$BUILD_SOURCE_BUCKET" --lifecycle-file="$file" \
+    --project="$PROJECT_ID"
+  if [[ "$DRY_RUN" != 1 ]]; then rm -f "$file"; fi
+}
+
 setup_registry() {
   note "Artifact Registry repository for both images"
   if ! exists gcloud artifacts repositories describe "$AR_REPOSITORY" --location="$REGION" \
@@ -28,11 +82,15 @@ setup_registry() {
     run gcloud artifacts repositories create "$AR_REPOSITORY" --repository-format=docker \
       --location="$REGION" --description="ride-duration service images" --project="$PROJECT_ID"
   fi
+  note "cleanup policy: keep the last $AR_KEEP_IMAGES images of each service, delete older ones"
+  ensure_cleanup_policy
   note "bucket where gcloud builds submit stages the source (the deployer account reads it)"
   if ! exists gcloud storage buckets describe "$BUILD_SOURCE_BUCKET" --project="$PROJECT_ID"; then
     run gcloud storage buckets create "$BUILD_SOURCE_BUCKET" --location="$REGION" \
       --uniform-bucket-level-access --project="$PROJECT_ID"
   fi
+  note "lifecycle rule: delete uploaded sources after $BUILD_SOURCE_RETENTION_DAYS days"
+  ensure_source_lifecycle
 }
 
 ensure_service_account() {

@@ -92,12 +92,23 @@ note "deploy $PREDICTOR_SERVICE from $IMAGE"
 # has loaded the model: gunicorn accepts TCP connections before that, so a TCP probe would not.
 # The probe may take its full 240 s, and start-up counts against the request that woke the
 # instance, so the request timeout is the push deadline, which covers both (config.sh).
+#
+# The front door is pinned on every deploy, so that no manual change outlives the next one. In
+# cloud-run-iam mode the predictor trusts the claims of a token whose signature Cloud Run has
+# checked and removed: that is safe only while Cloud Run's invoker IAM check is on, so
+# --invoker-iam-check sets it explicitly (a service can have it turned off, which would let
+# forged tokens through). --ingress=internal is the narrowest setting Pub/Sub push still
+# passes: it admits Pub/Sub of the same project calling the run.app URL, and nothing from the
+# internet. https://cloud.google.com/run/docs/securing/ingress
+# https://cloud.google.com/run/docs/authenticating/public
 run gcloud run deploy "$PREDICTOR_SERVICE" \
   --image="$IMAGE" \
   --region="$REGION" \
   --project="$PROJECT_ID" \
   --service-account="$PREDICTOR_SA" \
   --no-allow-unauthenticated \
+  --invoker-iam-check \
+  --ingress=internal \
   --set-env-vars="^|^$joined" \
   "$secrets_flag" \
   --memory="$PREDICTOR_MEMORY" \

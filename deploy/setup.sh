@@ -43,13 +43,13 @@ source "$DEPLOY_DIR/iam.sh"
 selected=("${SECTIONS[@]}")
 if [[ -n "$only" ]]; then
   IFS=',' read -r -a selected <<<"$only"
-  for section in "${selected[@]}"; do
+  for section in ${selected[@]+"${selected[@]}"}; do
     [[ " ${SECTIONS[*]} " == *" $section "* ]] || die "unknown section '$section' (${SECTIONS[*]})"
   done
 fi
 
 # Sections always run in dependency order, whatever order --only lists them in.
 for section in "${SECTIONS[@]}"; do
-  if [[ " ${selected[*]} " == *" $section "* ]]; then "setup_$section"; fi
+  if [[ " ${selected[*]-} " == *" $section "* ]]; then "setup_$section"; fi
 done
 note "done: project $PROJECT_ID"

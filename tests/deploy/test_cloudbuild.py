@@ -196,6 +196,26 @@ def test_every_docker_step_uses_the_pinned_builder() -> None:
     assert cloudbuild.substitute(build_predictor["name"], values) == DOCKER_BUILDER
 
 
+def test_every_gcloud_step_uses_the_release_these_tests_check(
+    gcloud: str, gcloud_config: Path
+) -> None:
+    config = cloudbuild.load()
+    values = cloudbuild.values(config, **MANUAL_BUILD)
+    installed = subprocess.run(
+        [gcloud, "version", '--format=value("Google Cloud SDK")'],
+        env=offline_env(gcloud_config, CLOUDSDK_CORE_PROJECT="demo-project"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+
+    builders = {cloudbuild.substitute(s["name"], values) for s in config["steps"]}
+
+    gcloud_images = {b for b in builders if "cloudsdktool" in b}
+    assert gcloud_images == {f"gcr.io/google.com/cloudsdktool/google-cloud-cli:{installed}-slim"}
+
+
 @pytest.mark.parametrize(
     ("service", "substitution"),
     [("backend_service", "_BACKEND_CONCURRENCY"), ("predictor_service", "_PREDICTOR_CONCURRENCY")],
@@ -216,6 +236,29 @@ def test_backend_is_public_and_runs_as_its_own_account() -> None:
     assert args[:3] == ["run", "deploy", "ride-backend"]
     assert "--allow-unauthenticated" in args
     assert "--service-account=ride-backend@demo-project.iam.gserviceaccount.com" in args
+
+
+def test_one_switch_deploys_the_backend_private() -> None:
+    args = cloudbuild.backend_deploy_args(_BACKEND_ACCESS="--no-allow-unauthenticated")
+
+    assert "--no-allow-unauthenticated" in args and "--allow-unauthenticated" not in args
+
+
+@pytest.mark.parametrize("access", ["--allow-unauthenticated", "--no-allow-unauthenticated"])
+def test_the_backend_keeps_the_invoker_check_on_either_way(access: str) -> None:
+    args = cloudbuild.backend_deploy_args(_BACKEND_ACCESS=access)
+
+    assert "--invoker-iam-check" in args and "--no-invoker-iam-check" not in args
+
+
+@pytest.mark.parametrize(
+    ("substitution", "value"),
+    [("_BACKEND_MAX_INSTANCES", "10"), ("_PREDICTOR_MAX_INSTANCES", "10")],
+)
+def test_both_services_have_an_instance_cap_by_default(substitution: str, value: str) -> None:
+    # The cap the docs turn into rides/s and dollars an hour.
+    assert cloudbuild.load()["substitutions"][substitution] == value
+    assert "--max-instances=10" in cloudbuild.backend_deploy_args()
 
 
 def backend_env(**overrides: str) -> dict[str, str]:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.kit import cloudbuild
-from tests.kit.deploy_scripts import ROLLOUT, SETUP, config_defaults, offline_env, run_script
+from tests.kit.deploy_scripts import (
+    ROLLOUT,
+    SETUP,
+    TEARDOWN,
+    config_defaults,
+    offline_env,
+    run_script,
+)
 from tests.kit.fake_gcloud import FakeGcloud
 
 pytestmark = pytest.mark.slow
@@ -32,10 +39,44 @@ PROBES = (
 def setup_calls(tmp_path: Path, *, exists: bool) -> list[list[str]]:
     """The calls setup.sh makes when everything is missing, or all present but drifted."""
     fake = FakeGcloud.install(tmp_path)
-    missing = [] if exists else [(probe.split(), "", 1) for probe in PROBES]
+    # A new Firestore database answers from the second probe on (setup waits for it).
+    uses = {probe: 1 if "firestore" in probe else None for probe in PROBES}
+    missing = [] if exists else [(probe.split(), "", 1, uses[probe]) for probe in PROBES]
     fake.answer([(["projects", "describe"], "123456789", 0), *missing])
     env = fake.env(PROJECT_ID="demo-project", MLFLOW_AWS_ACCESS_KEY_ID="x")
     assert run_script(SETUP, env=env).returncode == 0
+    return with_files(fake, tmp_path)
+
+
+def with_files(fake: FakeGcloud, folder: Path) -> list[list[str]]:
+    """The calls' argv, each file flag pointing at a copy of what the script had written there:
+    gcloud reads a --policy file while it parses the command."""
+    argvs = []
+    for number, call in enumerate(fake.calls()):
+        argv = list(call["argv"])
+        for name, contents in call.get("files", {}).items():
+            copy = folder / f"call-{number}{name}.json"
+            copy.write_text(contents)
+            argv = [f"{name}={copy}" if a.startswith(f"{name}=") else a for a in argv]
+        argvs.append(argv)
+    return argvs
+
+
+def teardown_calls(tmp_path: Path, firestore: str) -> list[list[str]]:
+    """The calls of a teardown that finds everything, a leftover subscription and a binding."""
+    fake = FakeGcloud.install(tmp_path)
+    sub = "projects/demo-project/subscriptions/ride-duration-pull-ab12-1"
+    binding = (
+        "roles/logging.logWriter|serviceAccount:ride-deployer@demo-project.iam.gserviceaccount.com"
+    )
+    fake.answer(
+        [
+            (["pubsub", "subscriptions", "list"], f"{sub}|_deleted-topic_\n", 0),
+            (["projects", "get-iam-policy"], binding + "\n", 0),
+        ]
+    )
+    env = fake.env(PROJECT_ID="demo-project")
+    assert run_script(TEARDOWN, "--yes", f"--firestore={firestore}", env=env).returncode == 0
     return fake.argvs()
 
 
@@ -88,6 +129,8 @@ def gcloud_stderr(gcloud: str, config: Path, argv: list[str]) -> str:
     return done.stderr
 
 
+# Some 50 gcloud starts, four at a time: minutes on a loaded machine.
+@pytest.mark.timeout(1200)
 def test_every_command_parses(gcloud: str, gcloud_config: Path, tmp_path: Path) -> None:
     argvs = distinct(
         setup_calls(tmp_path / "missing", exists=False)
@@ -99,6 +142,8 @@ def test_every_command_parses(gcloud: str, gcloud_config: Path, tmp_path: Path) 
             _MODEL_NEEDS_S3_KEYS="false",
         )
         + [cloudbuild.backend_deploy_args()]
+        + teardown_calls(tmp_path / "teardown-rides", "rides")
+        + teardown_calls(tmp_path / "teardown-database", "database")
     )
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -45,6 +45,25 @@ def test_predictor_is_private_and_runs_as_its_own_account(plan: Plan) -> None:
     assert flag(deploy, "image").endswith("/ride-duration/ride-predictor:0123abcd")
 
 
+def test_every_deploy_pins_the_invoker_check_and_internal_ingress(tmp_path: Path) -> None:
+    # cloud-run-iam mode trusts claims whose signature Cloud Run checked: only with the check on.
+    fake = FakeGcloud.install(tmp_path)
+    fake.answer([(["run", "services", "describe"], URL, 0), SECRETS_ENABLED])
+
+    assert run_script(ROLLOUT, env=fake.env() | with_tracking()).returncode == 0
+
+    deploys = [argv for argv in fake.argvs() if argv[:2] == ["run", "deploy"]]
+    assert deploys and all("--invoker-iam-check" in argv for argv in deploys)
+    assert all(flag(["gcloud", *argv], "ingress") == "internal" for argv in deploys)
+    assert not [argv for argv in fake.argvs() if "--no-invoker-iam-check" in argv]
+
+
+def test_first_deploy_pins_them_too(plan: Plan) -> None:
+    deploy = command(plan, "gcloud", "run", "deploy", "ride-predictor")
+
+    assert "--invoker-iam-check" in deploy and flag(deploy, "ingress") == "internal"
+
+
 def test_aws_keys_come_from_secret_manager(plan: Plan) -> None:
     deploy = command(plan, "gcloud", "run", "deploy")
 

@@ -203,3 +203,19 @@ def test_model_without_s3_keys_gets_no_secrets_and_drops_old_ones() -> None:
 
     assert "--clear-secrets" in deploy
     assert not [arg for arg in deploy if arg.startswith("--set-secrets")]
+
+
+@pytest.mark.parametrize("access", ["--allow-unauthenticated", "--no-allow-unauthenticated"])
+def test_check_accepts_both_backend_access_settings(fake: FakeGcloud, access: str) -> None:
+    fake.answer([(SECRET_VERSION, "ENABLED\n", 0)])
+
+    assert check(fake, _BACKEND_ACCESS=access, **TRACKING).returncode == 0
+
+
+def test_check_refuses_any_other_backend_access(fake: FakeGcloud) -> None:
+    fake.answer([(SECRET_VERSION, "ENABLED\n", 0)])
+
+    done = check(fake, _BACKEND_ACCESS="private", **TRACKING)
+
+    assert done.returncode == 1
+    assert "_BACKEND_ACCESS=private: use --allow-unauthenticated (public)" in done.stderr

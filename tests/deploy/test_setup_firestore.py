@@ -1,17 +1,29 @@
 """deploy/setup.sh --only firestore, run for real against a gcloud stand-in that records calls."""
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.kit.deploy_scripts import SETUP, run_script
+from tests.kit.deploy_scripts import ROOT, SETUP, run_script
 from tests.kit.fake_gcloud import FakeGcloud
 
 DESCRIBE = ["firestore", "databases", "describe"]
 CREATE = ["firestore", "databases", "create"]
 TTLS_LIST = ["firestore", "fields", "ttls", "list"]
 TTL_UPDATE = ["firestore", "fields", "ttls", "update"]
+INDEX_DESCRIBE = ["firestore", "indexes", "fields", "describe"]
+INDEX_UPDATE = ["firestore", "indexes", "fields", "update"]
+# Every field of a ride document, as backend_service/firestore_rides.py writes it.
+RIDE_FIELDS = [
+    "expire_at",
+    "created_at",
+    "fingerprint",
+    "duration_coarse",
+    "duration_final",
+    "model_version",
+]
 NATIVE = "FIRESTORE_NATIVE|us-central1\n"
 FIELDS = "projects/demo-project/databases/(default)/collectionGroups/rides/fields"
 
@@ -21,9 +33,9 @@ def fake(tmp_path: Path) -> FakeGcloud:
     return FakeGcloud.install(tmp_path)
 
 
-def run_firestore(fake: FakeGcloud) -> subprocess.CompletedProcess[str]:
-    env = fake.env(PROJECT_ID="demo-project", RETRY_DELAY_S="0")
-    return run_script(SETUP, "--only", "firestore", env=env)
+def run_firestore(fake: FakeGcloud, **env: str) -> subprocess.CompletedProcess[str]:
+    settings = {"PROJECT_ID": "demo-project", "RETRY_DELAY_S": "0", "FIRESTORE_POLL_S": "0"}
+    return run_script(SETUP, "--only", "firestore", env=fake.env(**settings | env))
 
 
 def changes(fake: FakeGcloud) -> list[list[str]]:
@@ -32,7 +44,7 @@ def changes(fake: FakeGcloud) -> list[list[str]]:
 
 
 def test_missing_database_is_created_in_native_mode_with_its_ttl_policy(fake: FakeGcloud) -> None:
-    fake.answer([(DESCRIBE, "", 1)])
+    fake.answer([(DESCRIBE, "", 1, 1)])
 
     done = run_firestore(fake)
 
@@ -111,9 +123,69 @@ def test_another_ttl_field_on_the_rides_stops_setup(fake: FakeGcloud) -> None:
 
 def test_ttl_policy_is_retried_while_a_new_database_comes_up(fake: FakeGcloud) -> None:
     # `gcloud firestore databases create` returns its operation without waiting for it.
-    fake.answer([(DESCRIBE, "", 1), (TTL_UPDATE, "", 1, 2)])
+    fake.answer([(DESCRIBE, "", 1, 1), (TTL_UPDATE, "", 1, 2)])
 
     done = run_firestore(fake)
 
     assert done.returncode == 0, done.stderr
     assert [argv[:4] for argv in fake.argvs()].count(TTL_UPDATE) == 3
+
+
+def test_setup_waits_for_a_new_database_to_answer_then_carries_on(fake: FakeGcloud) -> None:
+    # Missing at the first probe; then still coming up for three more.
+    fake.answer([(DESCRIBE, "", 1, 4)])
+
+    done = run_firestore(fake)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("database (default) is not ready yet") == 3
+    assert "database (default) answers after" in done.stderr
+    # Nothing is asked of the database before it answers.
+    words = [argv[:3] for argv in fake.argvs()]
+    first_change = next(i for i, argv in enumerate(fake.argvs()) if argv[:4] == INDEX_UPDATE)
+    expected = [DESCRIBE, CREATE, *[DESCRIBE] * 4, TTLS_LIST[:3], INDEX_DESCRIBE[:3]]
+    assert words[:first_change] == expected
+
+
+def test_a_database_that_never_answers_stops_setup_within_the_bound(fake: FakeGcloud) -> None:
+    fake.answer([(DESCRIBE, "", 1)])
+
+    done = run_firestore(fake, FIRESTORE_WAIT_S="3")
+
+    assert done.returncode == 1
+    assert "did not answer within 3s: run deploy/setup.sh again" in done.stderr
+    # 1 probe before creating, then 3 / max(poll, 1) + 1 = 4 waits.
+    assert [argv[:3] for argv in fake.argvs()].count(DESCRIBE) == 5
+    assert not [argv for argv in fake.argvs() if argv[:4] in (INDEX_UPDATE, TTL_UPDATE)]
+
+
+def test_every_ride_field_is_exempt_from_single_field_indexing(fake: FakeGcloud) -> None:
+    fake.answer([(DESCRIBE, NATIVE, 0)])
+
+    assert run_firestore(fake).returncode == 0
+    updates = [argv for argv in fake.argvs() if argv[:4] == INDEX_UPDATE]
+    assert [argv[4] for argv in updates] == RIDE_FIELDS
+    assert all("--disable-indexes" in argv for argv in updates)
+    # The TTL field's exemption finishes before its TTL policy is asked for.
+    assert "--async" not in updates[0] and all("--async" in argv for argv in updates[1:])
+
+
+@pytest.mark.parametrize(
+    ("described", "updated"),
+    [("False|\n", False), ("True|\n", True), ("False|[{'order': 'ASCENDING'}]\n", True)],
+    ids=["exempt", "inherits-the-default", "has-its-own-index"],
+)
+def test_a_field_already_exempt_is_left_alone(
+    fake: FakeGcloud, described: str, updated: bool
+) -> None:
+    fake.answer([(DESCRIBE, NATIVE, 0), (INDEX_DESCRIBE, described, 0)])
+
+    assert run_firestore(fake).returncode == 0
+    assert bool([a for a in fake.argvs() if a[:4] == INDEX_UPDATE]) is updated
+
+
+def test_the_exempt_fields_are_the_fields_the_backend_writes() -> None:
+    source = (ROOT / "backend_service" / "firestore_rides.py").read_text()
+    document = source.split("document = {", 1)[1].split("}", 1)[0]
+
+    assert sorted(re.findall(r'"(\w+)":', document)) == sorted(RIDE_FIELDS)

@@ -80,7 +80,7 @@ def test_only_the_documented_grants_are_project_wide(plan: Plan) -> None:
     assert project_wide == {
         (BACKEND, f"projects/{PROJECT}/roles/rideBackendResultsSubscriber"),
         (BACKEND, "roles/datastore.user"),
-        (DEPLOYER, "roles/run.admin"),
+        (DEPLOYER, f"projects/{PROJECT}/roles/rideServiceDeployer"),
         (DEPLOYER, "roles/logging.logWriter"),
     }
 
@@ -165,23 +165,20 @@ def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan
     }
 
 
-def test_pubsub_agent_can_dead_letter_and_mint_push_tokens(plan: Plan) -> None:
+def test_pubsub_agent_can_dead_letter(plan: Plan) -> None:
+    # The token creator role only where the agent predates April 2021: test_setup_iam.py.
     assert grants(plan)[PUBSUB_AGENT] == {
         ("pubsub topics", "ride-data-dead-letter", "roles/pubsub.publisher"),
         ("pubsub subscriptions", "ride-data-push-sub", "roles/pubsub.subscriber"),
-        (
-            "iam service-accounts",
-            INVOKER.removeprefix("serviceAccount:"),
-            "roles/iam.serviceAccountTokenCreator",
-        ),
     }
+    assert "# (granted only if the project was created before 2021-04-08)" in plan.text
 
 
 def test_deployer_deploys_and_acts_as_the_runtime_accounts_only(plan: Plan) -> None:
     user = "roles/iam.serviceAccountUser"
     viewer = "roles/secretmanager.viewer"
     assert grants(plan)[DEPLOYER] == {
-        ("projects", PROJECT, "roles/run.admin"),
+        ("projects", PROJECT, f"projects/{PROJECT}/roles/rideServiceDeployer"),
         ("projects", PROJECT, "roles/logging.logWriter"),
         ("artifacts repositories", "ride-duration", "roles/artifactregistry.writer"),
         ("storage buckets", f"gs://{PROJECT}_cloudbuild", "roles/storage.objectViewer"),
@@ -269,6 +266,21 @@ RECORDER_CREATE = [
 ]
 
 
+def test_dead_letters_are_kept_as_long_as_pubsub_allows(plan: Plan) -> None:
+    # 31 days, Pub/Sub's maximum; the push and recorder subscriptions keep its default, 7.
+    retention = {
+        c[4]: flag(c, "message-retention-duration")
+        for c in plan.commands
+        if c[1:4] == ["pubsub", "subscriptions", "create"]
+    }
+
+    assert retention == {
+        "ride-data-push-sub": "604800s",
+        "ride-data-dead-letter-sub": "2678400s",
+        RECORDER: "604800s",
+    }
+
+
 def test_firestore_api_is_enabled_with_the_others(plan: Plan) -> None:
     assert "firestore.googleapis.com" in plan.commands[0]
 
@@ -311,8 +323,11 @@ def test_new_commands_come_in_section_order(plan: Plan) -> None:
 def test_only_firestore_plans_only_firestore_commands() -> None:
     plan = dry_run(SETUP, "--only", "firestore", env=base_env(PROJECT_ID=PROJECT))
 
-    assert plan.commands == [FIRESTORE_CREATE, TTL_UPDATE]
+    exemptions = [c for c in plan.commands if c[1:4] == ["firestore", "indexes", "fields"]]
+    assert plan.commands == [FIRESTORE_CREATE, *exemptions, TTL_UPDATE]
+    assert len(exemptions) == 6 and "expire_at" in exemptions[0]
     assert "expires 7 days after its creation" in plan.text
+    assert "# wait until database (default) answers (at most 300s)" in plan.text
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,8 @@ def provisioned(
         CLOUDSDK_AUTH_DISABLE_CREDENTIALS="true",
         CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=f"http://{deploy_emulator.address}/",
         CLOUDSDK_CORE_PROJECT=deploy_emulator.project,
+        # The emulator caps retention at 7 days; Pub/Sub allows the default's 31.
+        DEAD_LETTER_RETENTION_S=str(6 * 86400),
         **names,
     )
     runs = [run_script(SETUP, "--only", "pubsub", env=env) for _ in range(2)]
@@ -121,7 +123,16 @@ def test_dead_letter_subscription_never_expires(provisioned: Provisioned, subscr
 
     assert sub.topic.endswith(f"/topics/{provisioned.names['DEAD_LETTER_TOPIC']}")
     assert "expiration_policy" in sub and sub.expiration_policy.ttl == timedelta(0)
-    assert sub.message_retention_duration == timedelta(days=7)
+
+
+def test_dead_letter_retention_is_its_own_setting(provisioned: Provisioned, subscriber) -> None:
+    # The emulator refuses more than 7 days, so this run asks for 6 (the 31-day default is in
+    # test_setup_plan.py); the others keep Pub/Sub's default of 7.
+    dead = subscription(subscriber, provisioned, "DEAD_LETTER_SUBSCRIPTION")
+    push = subscription(subscriber, provisioned, "PUSH_SUBSCRIPTION")
+
+    assert dead.message_retention_duration == timedelta(days=6)
+    assert push.message_retention_duration == timedelta(days=7)
 
 
 def test_recorder_subscription_is_a_plain_pull_on_the_results_topic(

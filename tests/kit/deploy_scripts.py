@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "deploy" / "setup.sh"
 ROLLOUT = ROOT / "deploy" / "rollout_predictor.sh"
+TEARDOWN = ROOT / "deploy" / "teardown.sh"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from tests.kit.deploy_scripts import base_env
 
-# Records argv (and stdin for --data-file=-); answers with the first rule whose argv prefix
-# matches and whose use limit, counted over earlier calls, is not reached.
+# Records argv (with stdin for --data-file=-, and the file a --policy or --lifecycle-file names);
+# answers with the first rule whose argv prefix matches and whose use limit, counted over earlier
+# calls, is not reached.
 _SCRIPT = """\
 import json, os, sys
 args = sys.argv[1:]
@@ -20,6 +21,11 @@ if os.path.exists(log_path):
 call = {"argv": args}
 if "--data-file=-" in args:
     call["stdin"] = sys.stdin.read()
+for arg in args:
+    name, _, path = arg.partition("=")
+    if name in ("--policy", "--lifecycle-file") and os.path.exists(path):
+        with open(path) as file:
+            call.setdefault("files", {})[name] = file.read()
 with open(log_path, "a") as log:
     log.write(json.dumps(call) + "\\n")
 with open(os.environ["FAKE_GCLOUD_ANSWERS"]) as answers:
