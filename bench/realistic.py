@@ -1,7 +1,7 @@
 """Hand-written Pub/Sub paths against the official clients, with a region's round trip added.
 
-`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts
-`bench.delay_proxy` between it and the services (15 ms each way by default), then, for each
+`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts the
+lab's TCP proxy (`devstack.proxy`) between it and the services (15 ms each way), then, for each
 variant (the hand-written group-commit publisher and result listener; the official
 `PublisherClient` and `SubscriberClient`, `bench.library_apps`), measures the predictor alone
 (wrk at 8 and 64 connections, one gunicorn worker pinned to one CPU with `taskset -c 0`, as a
@@ -16,20 +16,17 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devstack.processes import free_port, wait_until
+from devstack.measure import CpuMeter, pids_matching
+from devstack.processes import free_port
+from devstack.proxy import ProxyProcess
 from devstack.stack import ROOT, Service, Stack, isolated_settings
 
 from . import e2e, emulator_limit, setup, wrk
-from .procs import CpuMeter, pids_matching
 
 VARIANTS = {
     "hand-written": ("predictor_service:create_app()", "backend_service:create_app()"),
@@ -39,26 +36,6 @@ VARIANTS = {
 }
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.realistic")
-
-
-@contextmanager
-def delay_proxy(upstream: str, delay_ms: float) -> Iterator[tuple[str, int]]:
-    """Run bench.delay_proxy in a process of its own; yield its address and PID."""
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as scratch:
-        port_file = Path(scratch) / "port"
-        argv = [sys.executable, "-m", "bench.delay_proxy", "--upstream", upstream]
-        argv += ["--delay-ms", f"{delay_ms:g}", "--port-file", str(port_file)]
-        process = subprocess.Popen(argv, cwd=ROOT)
-        try:
-            wait_until(lambda: port_file.is_file() and port_file.read_text(), 10, what="proxy")
-            yield f"127.0.0.1:{port_file.read_text()}", process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 class Realistic:
@@ -205,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"args": vars(args), "load_before": os.getloadavg()}
     try:
         log.info(emulator_limit.warm_up(emulator, workdir, 8))
-        with delay_proxy(emulator.address, args.delay_ms) as (proxy, proxy_pid):
+        delay_s = args.delay_ms / 1000
+        with ProxyProcess(emulator.address, "tcp", delay_s=delay_s) as proxy:
             for variant in args.variants:
-                report[variant] = bench.variant(emulator, proxy, proxy_pid, variant)
+                report[variant] = bench.variant(emulator, proxy.address, proxy.pid, variant)
     finally:
         emulator.stop()
         report["load_after"] = os.getloadavg()

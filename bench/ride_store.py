@@ -4,7 +4,7 @@
 emulators on loopback and measures, on stacks of their own (the bench's model, the predictor with
 2 workers, every backend one gunicorn worker):
 
-1. *Confirmation latency, memory against Firestore*: 2 backends, open loop (bench.loadgen) at
+1. *Confirmation latency, memory against Firestore*: 2 backends, open loop (devstack.load) at
    100 rides/s for 20 s over both, after a 5 s warm-up at the same rate that is not counted;
    the stores alternate (memory, firestore, memory, firestore). Every answer is checked: 200
    with the ride's own duration, anything else counted. POST /rides p50 and p99, the share
@@ -35,13 +35,12 @@ from devstack.emulator import Emulator
 from devstack.emulator import unavailable_reason as pubsub_unavailable
 from devstack.firestore import FirestoreEmulator
 from devstack.firestore import unavailable_reason as firestore_unavailable
+from devstack.measure import cpu_seconds, load, machine, pids_matching
 from devstack.processes import free_port, process_tree
-from devstack.pubsub import emulator_clients
+from devstack.pubsub import emulator_clients, subscriptions_of
 from devstack.stack import ROOT, Stack, start_isolated
-from faults.observe import subscriptions_of
 
 from . import e2e, emulator_limit, setup
-from .procs import cpu_seconds, load, machine, pids_matching
 
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.ride_store")

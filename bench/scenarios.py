@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.measure import pids_matching
 from devstack.stack import Service, Stack
 
 from . import direct, e2e, emulator_limit, lifecycle, modelfig, setup, wrk
 from .figures import Figure, skipped
-from .procs import pids_matching
 
 RIDES = 1000  # distinct rides from the validation month, cycled through
 

@@ -5,12 +5,13 @@ import time
 import requests
 
 from backend_service.config import Config as BackendConfig
+from devstack.lab import Lab, kill, restart, resume, stall, terminate
+from devstack.load import Outcome, Rider, double_answers, run_load
+from devstack.pubsub import subscriptions_of
 from devstack.stack import Stack
 
-from .lab import Lab, kill, restart, resume, stall, terminate
-from .observe import ResultTap, expiration_ttl_s, subscriptions_of
+from .observe import ResultTap, expiration_ttl_s
 from .report import ScenarioResult
-from .rider import Outcome, Rider, double_answers, run_load
 
 # Cloud Run sends SIGKILL this long after SIGTERM.
 # https://cloud.google.com/run/docs/container-contract#instance-shutdown

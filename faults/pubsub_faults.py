@@ -1,6 +1,6 @@
 """Scenarios where Pub/Sub behaves as in GCP, not as the emulator: slow, failing, closing, denying.
 
-The services reach the emulator through `faults.grpc_proxy`, which injects each fault; the
+The services reach the emulator through `devstack.grpc_proxy`, which injects each fault; the
 drill's own tools (provisioning, the result tap) talk to the emulator directly.
 """
 
@@ -12,14 +12,14 @@ import time
 import requests
 from grpc import StatusCode as Code
 
+from devstack.lab import Lab
+from devstack.load import EstimateProbe, Outcome, Rider, double_answers, run_load
+from devstack.proxy import ProxyProcess
+from devstack.pubsub import subscriptions_of
 from devstack.stack import Service, Stack
 
-from .lab import Lab
-from .observe import subscriptions_of
 from .process_faults import tap, urls
-from .proxy_process import ProxyProcess
 from .report import ScenarioResult
-from .rider import EstimateProbe, Outcome, Rider, double_answers, run_load, run_open_loop
 
 # For the backend to turn unready, or to replace its subscription: its back-off is 5 s at most.
 READY_WAIT_S = 20.0
@@ -99,7 +99,7 @@ def latency_400(
         proxy.set_latency(default_s=latency_s)
         rides = lab.rides("lat", int(seconds * rate_per_s))
         rider = Rider(urls(stack), keep_alive=True)
-        load = run_open_loop(rider, rides, rate_per_s, deadline_s=seconds + 60)
+        load = run_load(rider, rides, rate_per_s, deadline_s=seconds + 60, open_loop=True)
         outcomes = load.wait()
         proxy.clear()
         result.double_answers = double_answers(outcomes)

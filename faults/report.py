@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from .rider import Outcome
+from devstack.load import Outcome
 
 
 @dataclass

@@ -7,14 +7,15 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from devstack.lab import Lab
+from devstack.load import EstimateProbe, Rider, double_answers, run_load
+from devstack.measure import ProcessStats, process_stats
 from devstack.processes import process_tree
+from devstack.pubsub import subscriptions_of
 from devstack.stack import Stack
 
-from .lab import Lab
-from .observe import ProcessStats, process_stats, subscriptions_of
 from .process_faults import tap, urls
 from .report import ScenarioResult
-from .rider import EstimateProbe, Rider, double_answers, run_load
 
 log = logging.getLogger("faults")
 SAMPLE_S = 5.0

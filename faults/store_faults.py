@@ -5,12 +5,12 @@ import time
 import requests
 
 from backend_service.firestore_rides import REPUBLISH_AFTER_S
+from devstack.lab import Lab, kill, resume, stall
+from devstack.load import REPOST_AFTER_S, Outcome, Rider, double_answers, run_load
 from devstack.processes import http_status
 
-from .lab import Lab, kill, resume, stall
 from .process_faults import tap, urls
 from .report import ScenarioResult
-from .rider import REPOST_AFTER_S, Outcome, Rider, double_answers, run_load
 
 # The bound docs/reliability.md states for a ride whose backend died: done on any other backend
 # within this long of the death. A ride it had published is recorded from the shared

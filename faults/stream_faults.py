@@ -9,15 +9,15 @@ import time
 
 import requests
 
+from devstack.lab import Lab, kill, restart
+from devstack.load import EstimateProbe, Rider, double_answers, run_load
 from devstack.processes import wait_until
 from devstack.pubsub import emulator_clients
 from devstack.stack import ROOT, Stack
 
 from . import poison
-from .lab import Lab, kill, restart
 from .process_faults import tap, urls
 from .report import ScenarioResult
-from .rider import EstimateProbe, Rider, double_answers, run_load
 
 log = logging.getLogger("faults")
 PUBLISH_TIMEOUT_S = 3.0  # the backend's default: how long /rides waits before its 503
@@ -27,7 +27,11 @@ UNAVAILABLE_BOUND_S = 2 * PUBLISH_TIMEOUT_S + 2
 def predictor_slow(lab: Lab) -> ScenarioResult:
     """Make a prediction outlast the 10 s ack deadline now and then: one answer per ride."""
     result = ScenarioResult("predictor slow past the ack deadline (12 s every 15 s)")
-    stack = lab.slow_predictor_stack("predictor-slow", slow_s=12, interval_s=15)
+    stack = lab.stack(  # see faults.slow_predictor for the two settings
+        "predictor-slow",
+        predictor_app="faults.slow_predictor:create_app()",
+        service_env={"FAULT_SLOW_S": "12", "FAULT_SLOW_INTERVAL_S": "15"},
+    )
     with tap(stack) as results:
         load = run_load(Rider(urls(stack)), lab.rides("ps", 40), rate_per_s=2, deadline_s=60)
         outcomes = load.wait()
