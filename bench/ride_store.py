@@ -29,8 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
+from deadletters import fetch
 from devstack.emulator import Emulator
 from devstack.emulator import unavailable_reason as pubsub_unavailable
 from devstack.firestore import FirestoreEmulator
@@ -165,33 +164,9 @@ class FilterProbes:
         found: dict[str, list[Any]] = {}
         with emulator_clients(self.address) as (_, subscriber):
             for key, name in self.names.items():
-                found[key] = _pull_all(subscriber, name)
+                found[key] = fetch(subscriber, name, limit=1_000_000)  # deleted unacked
                 subscriber.delete_subscription(request={"subscription": name}, timeout=10)
         return found
-
-
-def _pull_all(subscriber: Any, name: str, timeout_s: float = 60, calls: int = 200) -> list[Any]:
-    messages: dict[str, Any] = {}
-    deadline, empty = time.monotonic() + timeout_s, 0
-    for _ in range(calls):
-        if empty >= 2 or time.monotonic() > deadline:
-            break
-        try:
-            response = subscriber.pull(
-                request={"subscription": name, "max_messages": 1000}, timeout=5
-            )
-        except gexc.DeadlineExceeded:
-            empty += 1
-            continue
-        received = response.received_messages
-        empty = 0 if received else empty + 1
-        for r in received:
-            messages[r.message.message_id] = r.message
-        if received:
-            subscriber.acknowledge(
-                request={"subscription": name, "ack_ids": [r.ack_id for r in received]}, timeout=10
-            )
-    return list(messages.values())
 
 
 def message_bytes(message: Any) -> dict[str, int]:
