@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.measure import pids_matching
-from devstack.stack import Service, Stack
+from devstack.stack import Service, Stack, start_isolated
 
 from . import direct, e2e, emulator_limit, lifecycle, modelfig, setup, wrk
 from .figures import Figure, skipped
@@ -100,12 +100,12 @@ class Bench:
         return roots | {"emulator": pids_matching(f"--host-port={self.emulator.address}")}
 
     def _stack(self, backends: int, predictor_workers: int) -> Stack:
-        settings = setup.stack_settings(
-            self.model, self.workdir, self.emulator, backends, predictor_workers
-        )
-        stack = Stack(settings, progress=self.progress, emulator=self.emulator)
+        self.progress(f"starting a predictor ({predictor_workers} workers), {backends} backends")
+        stack = start_isolated(
+            self.emulator, self.workdir, backends=backends, predictor_workers=predictor_workers,
+            tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder),
+        )  # fmt: skip
         self._stacks.append(stack)
-        stack.start()
         return stack
 
     def _service(self, service: Service) -> Service:

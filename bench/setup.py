@@ -13,7 +13,7 @@ from devstack import registry
 from devstack.emulator import Emulator
 from devstack.processes import free_port
 from devstack.pubsub import push_envelope
-from devstack.stack import ROOT, Service, Settings, isolated_settings
+from devstack.stack import ROOT, Service
 
 WORKDIR = ROOT / ".local" / "bench"
 TRACKING_URI = f"sqlite:///{WORKDIR / 'mlflow.db'}"
@@ -81,20 +81,6 @@ def start_emulator(workdir: Path) -> Emulator:
     emulator = Emulator(free_port(), PROJECT, workdir)
     emulator.start()
     return emulator
-
-
-def stack_settings(
-    model: BenchModel, workdir: Path, emulator: Emulator, backends: int, predictor_workers: int
-) -> Settings:
-    """Settings for a stack on the bench emulator with topics of its own."""
-    return isolated_settings(
-        emulator,
-        workdir,
-        backends=backends,
-        predictor_workers=predictor_workers,
-        tracking_uri=TRACKING_URI,
-        model_uri=str(model.folder),
-    )
 
 
 def lone_service(
