@@ -83,3 +83,64 @@ def test_refused_connections_are_counted_not_raised():
 
     assert len(result.errors) == 5
     assert result.outcomes == []
+
+
+@pytest.fixture
+def rides_backend():
+    """A backend double: POST /rides answers 202 for every third ride first, else 200 with
+    the duration the ride's body asks for; GET /rides/<id> answers it as done."""
+    import http.server
+
+    seen: dict[str, int] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def answer(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            ride = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen[ride["ride_id"]] = seen.get(ride["ride_id"], 0) + 1
+            done = {"ride_id": ride["ride_id"], "duration_final": ride["trip_distance"]}
+            if int(ride["ride_id"].rsplit("-", 1)[1]) % 3 == 0 and seen[ride["ride_id"]] == 1:
+                self.answer(202, {"ride_id": ride["ride_id"], "status": "pending"})
+            else:
+                self.answer(200, done)
+
+        def do_GET(self):
+            ride_id = self.path.rsplit("/", 1)[1]
+            distance = float(ride_id.rsplit("-", 2)[1])
+            self.answer(200, {"ride_id": ride_id, "status": "done", "duration_final": distance})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("open_loop", [False, True])
+def test_every_ride_is_driven_to_its_own_duration_at_the_rate(rides_backend, open_loop):
+    rides = [
+        load.Ride(f"r-{d}-{i}", {"ride_id": f"r-{d}-{i}", "trip_distance": d}, d)
+        for i, d in enumerate([1.5, 2.5, 3.5, 4.5, 5.5, 6.5])
+    ]
+    rider = load.Rider([rides_backend], repost_after_s=5)
+
+    run = load.run_load(rider, rides, rate_per_s=20, deadline_s=20, open_loop=open_loop)
+    outcomes = run.wait()
+
+    assert [o.ride.ride_id for o in outcomes] == [r.ride_id for r in rides]
+    assert all(o.final == o.ride.expected and not o.crossed for o in outcomes)
+    # Every third ride was pending at first and answered through GET /rides/<id>.
+    assert [o.attempts[0].status for o in outcomes] == [202, 200, 200, 202, 200, 200]
+    assert all(o.latency_s is not None and 0 <= o.latency_s < 5 for o in outcomes)
+    assert load.double_answers(outcomes) == 0
