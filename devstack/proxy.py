@@ -216,10 +216,13 @@ class ProxyProcess:
         self._process.start()
         child.close()
         self.upstream, self.pid = upstream, self._process.pid
-        if not self._conn.poll(start_timeout_s):
+        try:
+            if not self._conn.poll(start_timeout_s):
+                raise EOFError
+            self.address: str = self._conn.recv()
+        except EOFError:  # not started in time, or gone
             self._process.kill()
-            raise RuntimeError(f"the proxy did not start within {start_timeout_s:g} s")
-        self.address: str = self._conn.recv()
+            raise RuntimeError(f"the proxy did not start within {start_timeout_s:g} s") from None
 
     def __enter__(self) -> "ProxyProcess":
         return self
