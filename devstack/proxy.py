@@ -215,7 +215,7 @@ class ProxyProcess:
         )
         self._process.start()
         child.close()
-        self.upstream, self.pid = upstream, self._process.pid
+        self.upstream, self.pid = upstream, int(self._process.pid or 0)
         try:
             if not self._conn.poll(start_timeout_s):
                 raise EOFError

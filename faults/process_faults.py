@@ -12,6 +12,7 @@ from devstack.stack import Stack
 
 from .observe import ResultTap, expiration_ttl_s
 from .report import ScenarioResult
+from .slow_predictor import slow_stack
 
 # Cloud Run sends SIGKILL this long after SIGTERM.
 # https://cloud.google.com/run/docs/container-contract#instance-shutdown
@@ -135,7 +136,7 @@ def predictor_terminated(lab: Lab) -> ScenarioResult:
     """SIGTERM the predictor mid-prediction: it finishes and acks what it holds, then exits."""
     result = ScenarioResult("predictor SIGTERM (graceful) mid-prediction, restarted")
     # Every prediction takes 1.5 s, so that some are in flight when the signal lands.
-    stack = lab.slow_predictor_stack("predictor-term", slow_s=1.5, interval_s=0)
+    stack = slow_stack(lab, "predictor-term", slow_s=1.5, interval_s=0)
     with tap(stack) as results:
         load = run_load(Rider(urls(stack)), lab.rides("pt", 12), rate_per_s=3, deadline_s=60)
         time.sleep(2.5)

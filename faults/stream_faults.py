@@ -18,6 +18,7 @@ from devstack.stack import ROOT, Stack
 from . import poison
 from .process_faults import tap, urls
 from .report import ScenarioResult
+from .slow_predictor import slow_stack
 
 log = logging.getLogger("faults")
 PUBLISH_TIMEOUT_S = 3.0  # the backend's default: how long /rides waits before its 503
@@ -27,11 +28,7 @@ UNAVAILABLE_BOUND_S = 2 * PUBLISH_TIMEOUT_S + 2
 def predictor_slow(lab: Lab) -> ScenarioResult:
     """Make a prediction outlast the 10 s ack deadline now and then: one answer per ride."""
     result = ScenarioResult("predictor slow past the ack deadline (12 s every 15 s)")
-    stack = lab.stack(  # see faults.slow_predictor for the two settings
-        "predictor-slow",
-        predictor_app="faults.slow_predictor:create_app()",
-        service_env={"FAULT_SLOW_S": "12", "FAULT_SLOW_INTERVAL_S": "15"},
-    )
+    stack = slow_stack(lab, "predictor-slow", slow_s=12, interval_s=15)
     with tap(stack) as results:
         load = run_load(Rider(urls(stack)), lab.rides("ps", 40), rate_per_s=2, deadline_s=60)
         outcomes = load.wait()
