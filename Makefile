@@ -98,8 +98,8 @@ bench: install bench-tools
 bench-quick: install bench-tools
 	$(PY) -m bench --quick
 
-## The hand-written Pub/Sub paths against the official clients, 15 ms added each way by a
-## delay proxy; ARGS="--variants hand-written --only push" and others: python -m bench.realistic -h
+## The hand-written Pub/Sub paths with 15 ms added each way by the lab's TCP proxy;
+## ARGS="--only push" and others: python -m bench.realistic -h
 .PHONY: bench-realistic
 bench-realistic: install bench-tools
 	$(PY) -m bench.realistic $(ARGS)

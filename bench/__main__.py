@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 from devstack.emulator import unavailable_reason
+from devstack.measure import load, machine
 from devstack.stack import ROOT
 
 from . import setup
 from .figures import Figure, skipped
-from .procs import load, machine
 from .report import write
 from .scenarios import PLANS, Bench
 

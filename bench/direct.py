@@ -4,9 +4,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from devstack.measure import CpuMeter
+
 from . import wrk
 from .figures import Figure, ms, skipped
-from .procs import CpuMeter
 from .stats import median_run
 
 CONNECTIONS = 8

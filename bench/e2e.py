@@ -5,9 +5,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import loadgen
+from devstack import load
+from devstack.measure import CpuMeter
+
 from .figures import Figure, ms
-from .procs import CpuMeter
 from .stats import drift, summarize, windows
 
 WINDOW_S = 10.0  # latency windows for the flatness check and the plot
@@ -17,7 +18,7 @@ MAX_DRIFT = 2.0  # last window's p50 over the first's: a growing backlog shows a
 
 
 def check(
-    result: loadgen.OpenLoopResult, rides: Sequence[dict[str, Any]], expected: Sequence[float],
+    result: load.OpenLoopResult, rides: Sequence[dict[str, Any]], expected: Sequence[float],
     ride_ids: Callable[[int], str],
 ) -> dict[str, Any]:  # fmt: skip
     """Classify every answer: right, crossed (another ride's figure), pending, or failed."""
@@ -25,7 +26,7 @@ def check(
     right, crossed, pending, failed = 0, [], 0, []
     latencies, series = [], []
     for outcome in result.outcomes:
-        body = loadgen.decode(outcome)
+        body = load.decode(outcome)
         if outcome.status == 200:
             index = outcome.index
             if (
@@ -89,7 +90,7 @@ def run_rate(
 
     meter = CpuMeter(cpu_roots)
     meter.start()
-    result = loadgen.run(
+    result = load.run(
         backend_urls, "/rides", body, rate=rate, duration_s=duration_s, progress=progress
     )
     found = check(result, rides, expected, ride_id) | {"server_cpu_cores": meter.stop()}

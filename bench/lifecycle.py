@@ -7,9 +7,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from devstack.measure import tree_pss_mb
 from devstack.stack import Service
-
-from .procs import tree_pss_mb
 
 READY_TIMEOUT_S = 120.0
 POLL_S = 0.005

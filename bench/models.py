@@ -19,12 +19,12 @@ from typing import Any
 
 from devstack import registry
 from devstack.emulator import unavailable_reason
+from devstack.measure import load, machine
 from devstack.processes import Process, free_port, port_open, wait_until
 from devstack.pubsub import Topology, provision
 from devstack.stack import ROOT, Service
 
 from . import direct, lifecycle, setup, wrk
-from .procs import load, machine
 
 log = logging.getLogger("bench.models")
 COURSE_NAME = "ride-duration-course"

@@ -1,64 +1,34 @@
-"""Hand-written Pub/Sub paths against the official clients, with a region's round trip added.
+"""The hand-written Pub/Sub paths under a region's round trip, by a delay proxy.
 
-`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts
-`bench.delay_proxy` between it and the services (15 ms each way by default), then, for each
-variant (the hand-written group-commit publisher and result listener; the official
-`PublisherClient` and `SubscriberClient`, `bench.library_apps`), measures the predictor alone
-(wrk at 8 and 64 connections, one gunicorn worker pinned to one CPU with `taskset -c 0`, as a
-one-vCPU Cloud Run instance) and end to end (2 backends through the proxy, open loop at 100
-and 400 rides/s). In the end-to-end runs the predictor (2 workers) reaches the emulator
-directly: the emulator pushes over two serial connections a subscription, so a round trip in
-the push handler would cap the stream at a few dozen rides a second, a limit Pub/Sub does not
-have. Writes bench/results/realistic-<time>.json; docs/benchmarks.md has the table.
+`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts the
+lab's TCP proxy (`devstack.proxy`) between it and the services (15 ms each way), then measures
+the predictor alone (wrk at 8 and 64 connections, one gunicorn worker pinned to one CPU with
+`taskset -c 0`, as a one-vCPU Cloud Run instance) and end to end (2 backends through the proxy,
+open loop at 100 and 400 rides/s). In the end-to-end runs the predictor (2 workers) reaches the
+emulator directly: the emulator pushes over two serial connections a subscription, so a round
+trip in the push handler would cap the stream at a few dozen rides a second, a limit Pub/Sub
+does not have. Writes bench/results/realistic-<time>.json; docs/benchmarks.md has the table,
+and the official clients' figures, measured the same way.
 """
 
 import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devstack.processes import free_port, wait_until
+from devstack.measure import CpuMeter, pids_matching
+from devstack.processes import free_port
+from devstack.proxy import ProxyProcess
 from devstack.stack import ROOT, Service, Stack, isolated_settings
 
 from . import e2e, emulator_limit, setup, wrk
-from .procs import CpuMeter, pids_matching
 
-VARIANTS = {
-    "hand-written": ("predictor_service:create_app()", "backend_service:create_app()"),
-    "library": ("bench.library_apps:predictor()", "bench.library_apps:backend()"),
-    # Only the result listener replaced: the hand-written publishers on both sides.
-    "library-listener": ("predictor_service:create_app()", "bench.library_apps:backend(False)"),
-}
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.realistic")
-
-
-@contextmanager
-def delay_proxy(upstream: str, delay_ms: float) -> Iterator[tuple[str, int]]:
-    """Run bench.delay_proxy in a process of its own; yield its address and PID."""
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as scratch:
-        port_file = Path(scratch) / "port"
-        argv = [sys.executable, "-m", "bench.delay_proxy", "--upstream", upstream]
-        argv += ["--delay-ms", f"{delay_ms:g}", "--port-file", str(port_file)]
-        process = subprocess.Popen(argv, cwd=ROOT)
-        try:
-            wait_until(lambda: port_file.is_file() and port_file.read_text(), 10, what="proxy")
-            yield f"127.0.0.1:{port_file.read_text()}", process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 class Realistic:
@@ -71,12 +41,11 @@ class Realistic:
         self.expected = setup.expected_durations(self.model.folder, self.rides)
         self.envelopes = [setup.ride_envelope(r, f"d{i}") for i, r in enumerate(self.rides[:200])]
 
-    def stack(self, emulator: Any, variant: str, predictor_proxy: str | None) -> Stack:
+    def stack(self, emulator: Any, predictor_proxy: str | None) -> Stack:
         """A predictor on topics of its own: through the proxy on one CPU, else 2 workers."""
         settings = isolated_settings(
             emulator, self.workdir, backends=0, predictor_workers=1 if predictor_proxy else 2,
             tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder),
-            predictor_app=VARIANTS[variant][0],
             pubsub_hosts={"predictor_service": predictor_proxy} if predictor_proxy else {},
             service_env=self.service_env(),
         )  # fmt: skip
@@ -91,7 +60,7 @@ class Realistic:
             "PUBLISH_MAX_IN_FLIGHT": str(self.args.in_flight),
         }
 
-    def backend(self, stack: Stack, proxy: str, variant: str) -> Service:
+    def backend(self, stack: Stack, proxy: str) -> Service:
         s = stack.settings
         env = dict(os.environ) | self.service_env() | {
             "PUBSUB_EMULATOR_HOST": proxy, "PROJECT_ID": s.project, "RIDES_TOPIC": s.rides_topic,
@@ -99,10 +68,7 @@ class Realistic:
             "GUNICORN_THREADS": str(self.args.backend_threads), "RIDE_STORE": "memory",
         }  # fmt: skip
         port = free_port()
-        return Service(
-            "backend_service", port, env, s.workdir / f"backend-{port}.log",
-            app=VARIANTS[variant][1],
-        )  # fmt: skip
+        return Service("backend_service", port, env, s.workdir / f"backend-{port}.log")
 
     def push(self, stack: Stack, roots: dict[str, list[int]]) -> list[dict[str, Any]]:
         """wrk straight at the predictor, at each concurrency."""
@@ -139,12 +105,12 @@ class Realistic:
             rows.append(found | {"rate": rate})
         return rows
 
-    def variant(self, emulator: Any, proxy: str, proxy_pid: int, variant: str) -> dict[str, Any]:
+    def measure(self, emulator: Any, proxy: str, proxy_pid: int) -> dict[str, Any]:
         found: dict[str, Any] = {}
         emulator_pids = pids_matching(f"--host-port={emulator.address}")
         if "push" in self.args.only:
-            log.info(f"{variant}: push, predictor through the proxy, {self.args.threads} threads")
-            stack = self.stack(emulator, variant, predictor_proxy=proxy)
+            log.info(f"push, predictor through the proxy, {self.args.threads} threads")
+            stack = self.stack(emulator, predictor_proxy=proxy)
             try:
                 stack.start()
                 roots = {"predictor": [stack.predictor.process.pid or 0], "proxy": [proxy_pid]}
@@ -155,12 +121,12 @@ class Realistic:
             # The emulator pushes over two serial connections a subscription: a predictor whose
             # publish took a round trip would cap the stream at a few dozen rides a second, a
             # limit of the emulator's, not Pub/Sub's. Only the backends go through the proxy.
-            log.info(f"{variant}: 2 backends through the proxy; predictor direct, 2 workers")
-            stack = self.stack(emulator, variant, predictor_proxy=None)
+            log.info("2 backends through the proxy; predictor direct, 2 workers")
+            stack = self.stack(emulator, predictor_proxy=None)
             backends: list[Service] = []
             try:
                 stack.start()
-                backends = [self.backend(stack, proxy, variant) for _ in range(2)]
+                backends = [self.backend(stack, proxy) for _ in range(2)]
                 for backend in backends:
                     backend.start()
                 roots = {f"backend_{i}": [b.process.pid or 0] for i, b in enumerate(backends)}
@@ -178,9 +144,6 @@ class Realistic:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay-ms", type=float, default=15.0, help="added each way")
-    parser.add_argument(
-        "--variants", nargs="+", default=["hand-written", "library"], choices=list(VARIANTS)
-    )
     parser.add_argument("--only", nargs="+", default=["push", "e2e"], choices=["push", "e2e"])
     parser.add_argument("--threads", type=int, default=64, help="predictor gunicorn threads")
     parser.add_argument("--backend-threads", type=int, default=64)
@@ -205,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"args": vars(args), "load_before": os.getloadavg()}
     try:
         log.info(emulator_limit.warm_up(emulator, workdir, 8))
-        with delay_proxy(emulator.address, args.delay_ms) as (proxy, proxy_pid):
-            for variant in args.variants:
-                report[variant] = bench.variant(emulator, proxy, proxy_pid, variant)
+        delay_s = args.delay_ms / 1000
+        with ProxyProcess(emulator.address, "tcp", delay_s=delay_s) as proxy:
+            # Keyed as when the official clients ran beside it: the earlier results compare.
+            report["hand-written"] = bench.measure(emulator, proxy.address, proxy.pid)
     finally:
         emulator.stop()
         report["load_after"] = os.getloadavg()

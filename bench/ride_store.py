@@ -4,7 +4,7 @@
 emulators on loopback and measures, on stacks of their own (the bench's model, the predictor with
 2 workers, every backend one gunicorn worker):
 
-1. *Confirmation latency, memory against Firestore*: 2 backends, open loop (bench.loadgen) at
+1. *Confirmation latency, memory against Firestore*: 2 backends, open loop (devstack.load) at
    100 rides/s for 20 s over both, after a 5 s warm-up at the same rate that is not counted;
    the stores alternate (memory, firestore, memory, firestore). Every answer is checked: 200
    with the ride's own duration, anything else counted. POST /rides p50 and p99, the share
@@ -29,19 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
+from deadletters import fetch
 from devstack.emulator import Emulator
 from devstack.emulator import unavailable_reason as pubsub_unavailable
 from devstack.firestore import FirestoreEmulator
 from devstack.firestore import unavailable_reason as firestore_unavailable
+from devstack.measure import cpu_seconds, load, machine, pids_matching
 from devstack.processes import free_port, process_tree
-from devstack.pubsub import emulator_clients
+from devstack.pubsub import emulator_clients, subscriptions_of
 from devstack.stack import ROOT, Stack, start_isolated
-from faults.observe import subscriptions_of
 
 from . import e2e, emulator_limit, setup
-from .procs import cpu_seconds, load, machine, pids_matching
 
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.ride_store")
@@ -166,33 +164,9 @@ class FilterProbes:
         found: dict[str, list[Any]] = {}
         with emulator_clients(self.address) as (_, subscriber):
             for key, name in self.names.items():
-                found[key] = _pull_all(subscriber, name)
+                found[key] = fetch(subscriber, name, limit=1_000_000)  # deleted unacked
                 subscriber.delete_subscription(request={"subscription": name}, timeout=10)
         return found
-
-
-def _pull_all(subscriber: Any, name: str, timeout_s: float = 60, calls: int = 200) -> list[Any]:
-    messages: dict[str, Any] = {}
-    deadline, empty = time.monotonic() + timeout_s, 0
-    for _ in range(calls):
-        if empty >= 2 or time.monotonic() > deadline:
-            break
-        try:
-            response = subscriber.pull(
-                request={"subscription": name, "max_messages": 1000}, timeout=5
-            )
-        except gexc.DeadlineExceeded:
-            empty += 1
-            continue
-        received = response.received_messages
-        empty = 0 if received else empty + 1
-        for r in received:
-            messages[r.message.message_id] = r.message
-        if received:
-            subscriber.acknowledge(
-                request={"subscription": name, "ack_ids": [r.ack_id for r in received]}, timeout=10
-            )
-    return list(messages.values())
 
 
 def message_bytes(message: Any) -> dict[str, int]:

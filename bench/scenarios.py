@@ -6,50 +6,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import Service, Stack
+from devstack.measure import pids_matching
+from devstack.stack import Service, Stack, start_isolated
 
 from . import direct, e2e, emulator_limit, lifecycle, modelfig, setup, wrk
 from .figures import Figure, skipped
-from .procs import pids_matching
 
 RIDES = 1000  # distinct rides from the validation month, cycled through
 
 
 @dataclass(frozen=True, kw_only=True)
 class Plan:
-    """How many runs of each measurement, and how long each lasts."""
+    """How many runs of each measurement, and how long each lasts: the full run by default."""
 
-    name: str
-    wrk_runs: int
-    wrk_s: float
-    e2e_low_s: float
-    e2e_high_s: float
-    cold_starts: int
-    registry_cold_start: bool
-    noop_rates: tuple[float, ...]
-    noop_s: float
-    idle_messages: int
-    sigterm_under_load: bool
-    estimate_two_workers: bool
-    emulator_warmup_s: float
+    name: str = "full"
+    wrk_runs: int = 3
+    wrk_s: float = 10
+    e2e_low_s: float = 30
+    e2e_high_s: float = 60
+    cold_starts: int = 3
+    registry_cold_start: bool = True
+    noop_rates: tuple[float, ...] = (100, 400, 1000)
+    noop_s: float = 5
+    idle_messages: int = 10
+    sigterm_under_load: bool = True
+    estimate_two_workers: bool = True
+    emulator_warmup_s: float = 15
 
 
 PLANS = {
-    "full": Plan(
-        name="full",
-        wrk_runs=3,
-        wrk_s=10,
-        e2e_low_s=30,
-        e2e_high_s=60,
-        cold_starts=3,
-        registry_cold_start=True,
-        noop_rates=(100, 400, 1000),
-        noop_s=5,
-        idle_messages=10,
-        sigterm_under_load=True,
-        estimate_two_workers=True,
-        emulator_warmup_s=15,
-    ),
+    "full": Plan(),
     "quick": Plan(
         name="quick",
         wrk_runs=1,
@@ -64,7 +50,7 @@ PLANS = {
         sigterm_under_load=False,
         estimate_two_workers=False,
         emulator_warmup_s=8,
-    ),
+    ),  # fmt: skip
 }
 
 
@@ -114,12 +100,12 @@ class Bench:
         return roots | {"emulator": pids_matching(f"--host-port={self.emulator.address}")}
 
     def _stack(self, backends: int, predictor_workers: int) -> Stack:
-        settings = setup.stack_settings(
-            self.model, self.workdir, self.emulator, backends, predictor_workers
-        )
-        stack = Stack(settings, progress=self.progress, emulator=self.emulator)
+        self.progress(f"starting a predictor ({predictor_workers} workers), {backends} backends")
+        stack = start_isolated(
+            self.emulator, self.workdir, backends=backends, predictor_workers=predictor_workers,
+            tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder),
+        )  # fmt: skip
         self._stacks.append(stack)
-        stack.start()
         return stack
 
     def _service(self, service: Service) -> Service:

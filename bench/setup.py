@@ -13,7 +13,7 @@ from devstack import registry
 from devstack.emulator import Emulator
 from devstack.processes import free_port
 from devstack.pubsub import push_envelope
-from devstack.stack import ROOT, Service, Settings, isolated_settings
+from devstack.stack import ROOT, Service
 
 WORKDIR = ROOT / ".local" / "bench"
 TRACKING_URI = f"sqlite:///{WORKDIR / 'mlflow.db'}"
@@ -83,54 +83,34 @@ def start_emulator(workdir: Path) -> Emulator:
     return emulator
 
 
-def stack_settings(
-    model: BenchModel, workdir: Path, emulator: Emulator, backends: int, predictor_workers: int
-) -> Settings:
-    """Settings for a stack on the bench emulator with topics of its own."""
-    return isolated_settings(
-        emulator,
-        workdir,
-        backends=backends,
-        predictor_workers=predictor_workers,
-        tracking_uri=TRACKING_URI,
-        model_uri=str(model.folder),
-    )
+def lone_service(
+    package: str, emulator: Emulator, workdir: Path, env: dict[str, str], python: Path | None
+) -> Service:
+    """A service process on a free port, configured as one Cloud Run instance runs it."""
+    env = dict(os.environ) | {"PUBSUB_EMULATOR_HOST": emulator.address, "PROJECT_ID": PROJECT} | env
+    port = free_port()
+    service = Service(package, port, env, workdir / f"{package.split('_')[0]}-{port}.log")
+    if python is not None:
+        service.process.argv[0] = str(python)
+    return service
 
 
 def predictor_service(
     model_uri: str, emulator: Emulator, workdir: Path, workers: int = 1, python: Path | None = None
 ) -> Service:
-    """A predictor process on a free port, configured as one Cloud Run instance runs it."""
-    env = dict(os.environ) | {
-        "PUBSUB_EMULATOR_HOST": emulator.address,
-        "PROJECT_ID": PROJECT,
-        "MODEL_URI": model_uri,
-        "MLFLOW_TRACKING_URI": TRACKING_URI,
-        "WEB_CONCURRENCY": str(workers),
-    }
-    port = free_port()
-    service = Service("predictor_service", port, env, workdir / f"predictor-{port}.log")
-    if python is not None:
-        service.process.argv[0] = str(python)
-    return service
+    """A predictor with `workers` gunicorn workers, loading `model_uri`."""
+    env = {"MODEL_URI": model_uri, "MLFLOW_TRACKING_URI": TRACKING_URI}
+    return lone_service(
+        "predictor_service", emulator, workdir, env | {"WEB_CONCURRENCY": str(workers)}, python
+    )
 
 
 def backend_service(
     emulator: Emulator, workdir: Path, results_topic: str, python: Path | None = None
 ) -> Service:
-    """A backend process on a free port, one worker, as one Cloud Run instance runs it."""
-    env = dict(os.environ) | {
-        "PUBSUB_EMULATOR_HOST": emulator.address,
-        "PROJECT_ID": PROJECT,
-        "RESULTS_TOPIC": results_topic,
-        "WEB_CONCURRENCY": "1",
-        "RIDE_STORE": "memory",  # one backend process: its own rides
-    }
-    port = free_port()
-    service = Service("backend_service", port, env, workdir / f"backend-{port}.log")
-    if python is not None:
-        service.process.argv[0] = str(python)
-    return service
+    """A backend with one worker and its rides in memory (one process: its own rides)."""
+    env = {"RESULTS_TOPIC": results_topic, "WEB_CONCURRENCY": "1", "RIDE_STORE": "memory"}
+    return lone_service("backend_service", emulator, workdir, env, python)
 
 
 def sample_rides(count: int, seed: int = 7) -> list[dict[str, Any]]:

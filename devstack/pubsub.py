@@ -103,6 +103,16 @@ def provision(topology: Topology, address: str) -> None:
         )
 
 
+def subscriptions_of(address: str, project: str, topic: str) -> list[str]:
+    """Names of the subscriptions attached to `topic`."""
+    with emulator_clients(address) as (publisher, _):
+        return sorted(
+            publisher.list_topic_subscriptions(
+                request={"topic": f"projects/{project}/topics/{topic}"}, timeout=10
+            )
+        )
+
+
 def push_envelope(
     data: bytes,
     attributes: dict[str, str] | None = None,

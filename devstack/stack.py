@@ -43,7 +43,7 @@ class Settings:
     # The gunicorn app spec of the predictor; fault drills wrap the factory (faults.slow_predictor).
     predictor_app: str = "predictor_service:create_app()"
     # Where a service package reaches Pub/Sub instead of the emulator itself, by package name:
-    # fault drills put a proxy there (faults.grpc_proxy). Provisioning and tools stay direct.
+    # fault drills put a proxy there (devstack.proxy). Provisioning and tools stay direct.
     pubsub_hosts: dict[str, str] = field(default_factory=dict)
     # Where the backends keep rides: "firestore" (a Firestore emulator of the stack's own, or
     # the one given to Stack) as deployed, or "memory", each backend process its own.

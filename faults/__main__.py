@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 
 from devstack.emulator import Emulator, unavailable_reason
+from devstack.lab import Lab
 from devstack.processes import free_port
 from devstack.stack import ROOT, Settings, Stack
 
 from . import soak, suite
-from .lab import Lab
 from .report import table
 
 log = logging.getLogger("faults")

@@ -10,14 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from backend_service.config import Config as BackendConfig
+from devstack.lab import Lab, restart
+from devstack.load import HTTP_TIMEOUT_S, MATCH_TOLERANCE, Attempt, Outcome, Ride
 from devstack.processes import process_tree
+from devstack.proxy import TcpProxy
 from devstack.stack import Service
 
-from .lab import Lab, restart
 from .process_faults import tap
-from .proxy import CuttableProxy
 from .report import ScenarioResult
-from .rider import HTTP_TIMEOUT_S, MATCH_TOLERANCE, Attempt, Outcome, Ride, double_answers
 
 log = logging.getLogger("faults")
 RESULT_TIMEOUT_S = BackendConfig.result_timeout_s  # how long POST /rides waits for its result
@@ -46,7 +46,7 @@ def frozen(
     stack = lab.stack(f"frozen-{freeze_s:g}-{'reset' if reset else 'cut' if cut else 'bare'}")
     backend = stack.backends[0]
     before, after = lab.rides("fz-before", 2), lab.rides("fz-after", rides)
-    with CuttableProxy(stack.address) as proxy, tap(stack) as results:
+    with TcpProxy(stack.address, follow_streams=True) as proxy, tap(stack) as results:
         if cut:
             behind(proxy, backend)
         warm = [confirm(backend.url, ride) for ride in before]
@@ -71,7 +71,6 @@ def frozen(
             rest = list(pool.map(lambda ride: confirm(backend.url, ride), after[1:]))
         outcomes = first + rest
         ready = requests.get(f"{backend.url}/readyz", timeout=HTTP_TIMEOUT_S).status_code
-        result.double_answers = double_answers(warm + outcomes)
     result.count(warm + outcomes, results.duplicates)
     # Until its answer came back, whatever it was: a 503 or a 202 counts as much as a 200.
     first_s = first[0].attempts[0].sent + first[0].attempts[0].seconds - resumed if first else 99.0
@@ -83,7 +82,6 @@ def frozen(
     result.checks["every ride after the resume answered 200 with its own duration_final"] = all(
         o.final is not None and not o.crossed for o in outcomes
     )
-    result.checks["no double answer"] = result.double_answers == 0
     result.checks["ready after the resume"] = ready == 200
     result.figures = {"first_after_resume_s": first_s, "freeze_s": freeze_s}
     log_text = backend.process.log_path.read_text(errors="replace")
@@ -101,7 +99,7 @@ def frozen(
     return result
 
 
-def behind(proxy: CuttableProxy, service: Service) -> None:
+def behind(proxy: TcpProxy, service: Service) -> None:
     """Restart `service` talking to Pub/Sub through `proxy`; the predictor stays direct."""
     service.stop()
     service.process.env = service.process.env | {"PUBSUB_EMULATOR_HOST": proxy.address}

@@ -4,8 +4,6 @@ import json
 import threading
 import uuid
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 
 from google.api_core import exceptions as gexc
 
@@ -82,16 +80,6 @@ class ResultTap:
                 self.counts["<unreadable>"] += 1
 
 
-def subscriptions_of(address: str, project: str, topic: str) -> list[str]:
-    """Names of the subscriptions attached to `topic`."""
-    with emulator_clients(address) as (publisher, _):
-        return sorted(
-            publisher.list_topic_subscriptions(
-                request={"topic": f"projects/{project}/topics/{topic}"}, timeout=10
-            )
-        )
-
-
 def expiration_ttl_s(address: str, subscription: str) -> float | None:
     """The subscription's expiration TTL in seconds, or None if it has none or is gone."""
     with emulator_clients(address) as (_, subscriber):
@@ -101,23 +89,3 @@ def expiration_ttl_s(address: str, subscription: str) -> float | None:
             return None
     ttl = sub.expiration_policy.ttl
     return ttl.total_seconds() if ttl else None
-
-
-@dataclass(frozen=True)
-class ProcessStats:
-    pid: int
-    rss_kb: int
-    threads: int
-    fds: int
-
-
-def process_stats(pid: int) -> ProcessStats | None:
-    """Resident memory, threads and open file descriptors of one process, or None if gone."""
-    try:
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        )
-        fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-    except (OSError, ValueError):
-        return None
-    return ProcessStats(pid, int(status["VmRSS"].split()[0]), int(status["Threads"].strip()), fds)

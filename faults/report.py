@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from .rider import Outcome
+from devstack.load import Outcome, double_answers
 
 
 @dataclass
@@ -32,8 +32,12 @@ class ScenarioResult:
     def failed(self) -> list[str]:
         return [name for name, passed in self.checks.items() if not passed]
 
-    def count(self, outcomes: list[Outcome], stream_duplicates: int = 0) -> None:
-        """Fill the ride counts from the client's outcomes and the tap's duplicate count."""
+    def count(self, outcomes: list[Outcome], stream_duplicates: int = 0, ask: bool = True) -> None:
+        """Fill the ride counts from the client's outcomes and the tap's duplicate count.
+
+        With `ask`, each answering backend is asked again for its rides: an answer that changed
+        since it was given is a double answer.
+        """
         self.sent = len(outcomes)
         self.delivered = sum(o.final is not None for o in outcomes)
         self.crossed = sum(o.crossed for o in outcomes)
@@ -42,6 +46,9 @@ class ScenarioResult:
         self.worst_latency_s = max(latencies, default=0.0)
         self.checks["no ride lost"] = self.lost == 0
         self.checks["no result crossed"] = self.crossed == 0
+        if ask:
+            self.double_answers = double_answers(outcomes)
+            self.checks["no double answer"] = self.double_answers == 0
 
     def summary(self) -> str:
         verdict = "ok" if self.ok else "FAILED: " + ", ".join(self.failed())

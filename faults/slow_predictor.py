@@ -10,13 +10,17 @@ no fault switch. Read once at start:
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 import predictor_service
 from predictor_service.config import Config
 from predictor_service.model import load_model
+
+if TYPE_CHECKING:  # this module runs in the predictor's processes: no lab there
+    from devstack.lab import Lab
+    from devstack.stack import Stack
 
 
 class SlowModel:
@@ -50,3 +54,12 @@ def create_app() -> Flask:
         interval_s=float(os.environ.get("FAULT_SLOW_INTERVAL_S", "15")),
     )
     return predictor_service.create_app(config, model=model)  # type: ignore[arg-type]
+
+
+def slow_stack(lab: "Lab", name: str, slow_s: float, interval_s: float) -> "Stack":
+    """A stack whose predictor is this one, with the two settings above."""
+    return lab.stack(
+        name,
+        predictor_app="faults.slow_predictor:create_app()",
+        service_env={"FAULT_SLOW_S": f"{slow_s:g}", "FAULT_SLOW_INTERVAL_S": f"{interval_s:g}"},
+    )

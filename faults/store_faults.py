@@ -5,12 +5,12 @@ import time
 import requests
 
 from backend_service.firestore_rides import REPUBLISH_AFTER_S
+from devstack.lab import Lab, kill, resume, stall
+from devstack.load import REPOST_AFTER_S, Outcome, Rider, run_load
 from devstack.processes import http_status
 
-from .lab import Lab, kill, resume, stall
 from .process_faults import tap, urls
 from .report import ScenarioResult
-from .rider import REPOST_AFTER_S, Outcome, Rider, double_answers, run_load
 
 # The bound docs/reliability.md states for a ride whose backend died: done on any other backend
 # within this long of the death. A ride it had published is recorded from the shared
@@ -36,14 +36,12 @@ def backend_killed_shared(lab: Lab, rides: int = 40, rate_per_s: float = 10) -> 
         kill(victim)
         resume(stack.predictor)
         outcomes = load.wait()
-        result.double_answers = double_answers(outcomes)
     result.count(outcomes, results.duplicates)
     orphans = [o for o in outcomes if _waiting_on(o, victim.url, killed_at)]
     by_survivor = [o for o in orphans if o.answered_by == survivor.url]
     after_kill = sorted(o.answered_at - killed_at for o in orphans if o.answered_at)
     late = after_kill[-1] if after_kill else 0.0
     prompt = sum(s < PROMPT_S for s in after_kill)
-    result.checks["no double answer"] = result.double_answers == 0
     result.checks["every ride waiting on the killed backend answered by the other"] = (
         len(by_survivor) == len(orphans) > 0
     )
@@ -99,9 +97,7 @@ def store_restarted(
         firestore.start()
         restarted_at = time.monotonic()
         outcomes = load.wait()
-        result.double_answers = double_answers(outcomes)
     result.count(outcomes, results.duplicates)
-    result.checks["no double answer"] = result.double_answers == 0
     result.checks["POST /rides answered 503 with the coarse figure while down"] = set(
         down["POST /rides"]
     ) == {503}

@@ -5,8 +5,9 @@ import time
 import traceback
 from collections.abc import Callable
 
+from devstack.lab import Lab
+
 from . import freeze_faults, process_faults, pubsub_faults, soak, store_faults, stream_faults
-from .lab import Lab
 from .report import ScenarioResult
 
 log = logging.getLogger("faults")

@@ -3,8 +3,8 @@
 import pytest
 
 from bench import direct, e2e, lifecycle, setup, wrk
-from bench.procs import machine
 from bench.report import write
+from devstack.measure import machine
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 

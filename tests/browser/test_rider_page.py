@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.lab import resume, stall
+from devstack.proxy import ProxyProcess
 from devstack.rides import expected_duration
 from devstack.stack import Stack, start_isolated
-from faults.lab import resume, stall
-from faults.proxy_process import ProxyProcess
 from predictor_service.model import load_model
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.lab import Lab
+from devstack.lab import Lab
 from faults.report import ScenarioResult, table
 
 _results: list[ScenarioResult] = []

@@ -2,9 +2,9 @@
 
 import pytest
 
+from devstack.lab import Lab
 from faults import freeze_faults
 from faults.freeze_faults import RESULT_TIMEOUT_S
-from faults.lab import Lab
 from faults.report import ScenarioResult
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(240)]

@@ -15,8 +15,8 @@ from backend_service.listener import (
     stream_channels,
 )
 from devstack.processes import wait_until
+from devstack.proxy import TcpProxy
 from devstack.pubsub import emulator_clients
-from faults.proxy import CuttableProxy
 
 pytestmark = pytest.mark.emulator
 WAIT_S = 20.0
@@ -177,7 +177,7 @@ def test_a_healthy_stream_reopened_after_a_freeze_loses_no_result(emulator, topi
 def test_a_stream_lost_during_a_freeze_is_reopened_before_it_is_relied_on(
     emulator, topic, listen_through
 ):
-    with CuttableProxy(emulator.address) as proxy:
+    with TcpProxy(emulator.address, follow_streams=True) as proxy:
         listener, received, clock = listen_through(proxy.address)
         assert proxy.cut() == (1, 1)  # black-holed, as a connection lost while frozen
         clock.frozen_s = 60.0

@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from devstack.lab import kill, resume, stall
 from devstack.processes import wait_until
+from devstack.proxy import ProxyProcess
 from devstack.pubsub import emulator_clients
 from devstack.rides import expected_duration
 from devstack.stack import Stack, start_isolated
-from faults.lab import kill, resume, stall
-from faults.proxy_process import ProxyProcess
 from predictor_service.model import load_model
 from tests.kit.stream import pull_all
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.lab import Lab
 from devstack.processes import free_port
 from devstack.stack import Service, Stack
 from faults import poison
-from faults.lab import Lab
 
 pytestmark = pytest.mark.emulator
 

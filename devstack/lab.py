@@ -1,4 +1,9 @@
-"""Where drills run: an emulator, the real model, and a fresh stack on fresh topics per scenario."""
+"""Where drills and tests run: an emulator, the real model, and fresh stacks on fresh topics.
+
+A `Lab` starts what a scenario asks for (stacks, stacks behind a fault proxy, emulators of the
+scenario's own) and stops all of it; the functions below do to one service what a platform
+does: kill, terminate, restart, freeze (stall) and resume.
+"""
 
 import os
 import signal
@@ -6,15 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack.emulator import Emulator
-from devstack.firestore import FirestoreEmulator
-from devstack.processes import free_port, port_open, wait_until
-from devstack.rides import expected_duration
-from devstack.stack import Service, Stack, start_isolated
 from predictor_service.model import load_model
 
-from .proxy_process import ProxyProcess
-from .rider import Ride, make_rides
+from .emulator import Emulator
+from .firestore import FirestoreEmulator
+from .load import Ride, make_rides
+from .processes import free_port, port_open, wait_until
+from .proxy import ProxyProcess
+from .rides import expected_duration
+from .stack import Service, Stack, start_isolated
 
 EXIT_WAIT_S = 15.0
 
@@ -88,14 +93,6 @@ class Lab:
         self._proxies.append(proxy)
         hosts = {package: proxy.address for package in proxied}
         return self.stack(name, pubsub_hosts=hosts, **kwargs), proxy
-
-    def slow_predictor_stack(self, name: str, slow_s: float, interval_s: float) -> Stack:
-        """A stack whose predictor is `faults.slow_predictor`: see there for the two settings."""
-        return self.stack(
-            name,
-            predictor_app="faults.slow_predictor:create_app()",
-            service_env={"FAULT_SLOW_S": f"{slow_s:g}", "FAULT_SLOW_INTERVAL_S": f"{interval_s:g}"},
-        )
 
     def close(self) -> None:
         for stack in reversed(self._stacks):

@@ -2,7 +2,7 @@
 
 import os
 
-from bench.procs import CpuMeter, cpu_seconds, machine, pss_bytes, tree_pss_mb
+from devstack.measure import CpuMeter, cpu_seconds, machine, pss_bytes, tree_pss_mb
 
 
 def test_this_process_has_used_cpu_and_memory():

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from faults.grpc_proxy import FaultProxy
+from devstack.grpc_proxy import FaultProxy
 from tests.kit.pubsub import Names, publish, streaming_pull, topic_and_subscription
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(90)]

@@ -1,10 +1,11 @@
-"""What a process tree costs: CPU seconds and proportional set size, read from /proc."""
+"""What processes cost, read from /proc: CPU seconds, memory, threads, descriptors; the machine."""
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.processes import process_tree
+from .processes import process_tree
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -106,3 +107,23 @@ def machine() -> dict[str, object]:
 def load() -> list[float]:
     """Return the 1, 5 and 15 minute load averages."""
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    pid: int
+    rss_kb: int
+    threads: int
+    fds: int
+
+
+def process_stats(pid: int) -> ProcessStats | None:
+    """Resident memory, threads and open file descriptors of one process, or None if gone."""
+    try:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    except (OSError, ValueError):
+        return None
+    return ProcessStats(pid, int(status["VmRSS"].split()[0]), int(status["Threads"].strip()), fds)

@@ -7,8 +7,8 @@ message reaches the emulator, or after it was published), StreamingPulls closed 
 every N seconds, and calls on chosen subscriptions answered PERMISSION_DENIED or NOT_FOUND.
 
 A client's StreamingPull is never cancelled upstream, so that a drill measures the services and
-not the emulator's defect with cancelled streams: see `faults.pull_relay`. `ProxyProcess`
-(`faults.proxy_process`) runs the proxy in a process of its own.
+not the emulator's defect with cancelled streams: see `devstack.pull_relay`. `ProxyProcess`
+(`devstack.proxy`) runs the proxy in a process of its own.
 """
 
 import logging
@@ -28,7 +28,7 @@ from grpc import StatusCode as Code
 
 from .pull_relay import CLOSED_DETAILS, DETACH_TIMEOUT_S, STREAMING_PULL, PullRelay, forwarded
 
-log = logging.getLogger("faults.grpc_proxy")
+log = logging.getLogger("devstack.grpc_proxy")
 
 
 When = Literal["before", "after", "either"]

@@ -11,14 +11,11 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import grpc
 from google.pubsub_v1.types import StreamingPullRequest, StreamingPullResponse
 from grpc import StatusCode as Code
-
-if TYPE_CHECKING:
-    from .grpc_proxy import FaultProxy
 
 STREAMING_PULL = "StreamingPull"
 # What the relay's threads wait for at most, so that a closed stream notices in time.
@@ -33,12 +30,21 @@ _PullRequest = StreamingPullRequest.pb()
 _PullResponse = StreamingPullResponse.pb()
 
 
+class Relaying(Protocol):
+    """What a relay needs of its proxy (`devstack.grpc_proxy.FaultProxy`)."""
+
+    @property
+    def faults(self) -> Any: ...
+    def count(self, method: str, what: str, n: int = 1) -> None: ...
+    def nack(self, subscription: str, ack_ids: list[str]) -> None: ...
+
+
 class PullRelay:
     """One client StreamingPull and the upstream stream it rides on, detached cleanly."""
 
     def __init__(
         self,
-        proxy: "FaultProxy",
+        proxy: Relaying,
         channel: grpc.Channel,
         full_method: str,
         first: bytes,
