@@ -17,6 +17,7 @@ def test_valid_ride_publishes_its_result_then_acks(client, publisher):
     assert response.status_code == 204
     result, attributes = publisher.results[0]
     assert result == {"ride_id": "r1", "duration_final": 7.5, "model_version": "ride-duration/3"}
+    assert attributes.pop("googclient_traceparent").startswith("00-")
     assert attributes == {"ride_id": "r1", "reply_to": "b1"}
     assert publisher.dead_letters == []
 
@@ -93,7 +94,13 @@ def test_redelivery_gives_the_same_answer(client, publisher):
     client.post("/", data=envelope)
     client.post("/", data=envelope)
 
-    assert publisher.results[0] == publisher.results[1]
+    (first, first_attributes), (second, second_attributes) = publisher.results
+    assert first == second
+    # The same ride and routing; each delivery's publish is a span of its own.
+    assert first_attributes.pop("googclient_traceparent") != second_attributes.pop(
+        "googclient_traceparent"
+    )
+    assert first_attributes == second_attributes
 
 
 def test_envelope_over_the_limit_is_refused(client, publisher):
@@ -186,7 +193,8 @@ def test_the_course_event_is_answered_with_its_ride_id_and_no_reply_to(client, p
     assert response.status_code == 204
     result, attributes = publisher.results[0]
     assert result == {"ride_id": 123, "duration_final": 10.98, "model_version": "ride-duration/3"}
-    assert attributes == {"ride_id": "123"}
+    assert attributes.keys() == {"ride_id", "googclient_traceparent"}
+    assert attributes["ride_id"] == "123"
 
 
 def test_a_ride_without_datetime_is_predicted_at_its_publish_time(publisher):

@@ -1,0 +1,167 @@
+"""One ride, one trace: OpenTelemetry spans, and the trace context a ride's messages carry.
+
+A span continues, in this order: the message's `googclient_traceparent` attribute (W3C
+trace-context, the attribute the official Pub/Sub client injects and extracts when its
+OpenTelemetry tracing is on, google/cloud/pubsub_v1/open_telemetry/context_propagation.py),
+then the request's `traceparent` or `X-Cloud-Trace-Context` header; without any, it starts a
+trace. Every span has real ids even when not sampled, so the trace id travels and both
+services' log lines carry it (ride_stream.logs); only sampled spans are recorded and exported.
+Attributes are set only on recording spans: an unsampled span costs its ids and no more.
+"""
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBasedTraceIdRatio, Sampler
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+from .logs import CLOUD_TRACE, TRACEPARENT
+
+TRACE_ATTRIBUTE = "googclient_traceparent"
+MESSAGING_SYSTEM = "gcp_pubsub"
+RIDE_ID = "ride.id"  # the ride a span is about: what `make trace RIDE=...` looks for
+EXPORTERS = ("none", "local", "cloud")
+# Local spans reach their file this long after they end: `make trace` right after a ride sees it.
+LOCAL_EXPORT_DELAY_MS = 200
+CLOUD_EXPORT_DELAY_MS = 5000  # the SDK's default
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    # "none": ids and propagation only, nothing recorded; "local": sampled spans appended to
+    # `file` (make run); "cloud": sampled spans exported to Cloud Trace (the deploy).
+    exporter: str = "none"
+    sample_ratio: float = 0.1  # of the traces this service starts; a sampled caller always is
+    file: str = ""
+
+
+class Tracing:
+    """The tracer of one service process, and the spans of a ride's hops."""
+
+    def __init__(
+        self,
+        service: str,
+        sampler: Sampler = ALWAYS_OFF,
+        exporter: SpanExporter | None = None,
+        export_delay_ms: int = CLOUD_EXPORT_DELAY_MS,
+    ) -> None:
+        self.provider = TracerProvider(
+            sampler=sampler, resource=Resource.create({"service.name": service})
+        )
+        if exporter is not None:
+            # Exported in batches from the processor's own thread, off the request's path.
+            self.provider.add_span_processor(
+                BatchSpanProcessor(exporter, schedule_delay_millis=export_delay_ms)
+            )
+        self.tracer = self.provider.get_tracer("ride_stream")
+
+    @classmethod
+    def from_settings(cls, service: str, settings: TraceSettings, project_id: str) -> "Tracing":
+        """Build the process's tracing as configured: call it in the worker, after the fork."""
+        if settings.exporter == "none":
+            return cls(service)
+        if settings.exporter == "cloud":
+            # Imported only when deployed: it builds a Cloud Trace gRPC client.
+            from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
+
+            sampler = ParentBasedTraceIdRatio(settings.sample_ratio)
+            return cls(service, sampler, CloudTraceSpanExporter(project_id=project_id))
+        from .span_file import SpanFile
+
+        sampler = ParentBasedTraceIdRatio(settings.sample_ratio)
+        return cls(service, sampler, SpanFile(settings.file), LOCAL_EXPORT_DELAY_MS)
+
+    def server(self, environ: Mapping[str, Any], name: str) -> contextlib.AbstractContextManager:
+        """A request's span, continuing the caller's trace headers."""
+        return self._span(name, SpanKind.SERVER, remote_parent(environ))
+
+    def consumer(
+        self, attributes: Mapping[str, str], name: str, environ: Mapping[str, Any] | None = None
+    ) -> contextlib.AbstractContextManager:
+        """A received message's span, continuing its trace attribute, else the request's."""
+        parent = parse_traceparent(attributes.get(TRACE_ATTRIBUTE, ""))
+        if parent is None and environ is not None:
+            return self._span(name, SpanKind.CONSUMER, remote_parent(environ))
+        return self._span(name, SpanKind.CONSUMER, parent)
+
+    def producer(self, name: str) -> contextlib.AbstractContextManager:
+        """A publish's span, a child of the current one; `message_attributes` gives its context."""
+        return self._span(name, SpanKind.PRODUCER, context.get_current())
+
+    def internal(self, name: str) -> contextlib.AbstractContextManager:
+        return self._span(name, SpanKind.INTERNAL, context.get_current())
+
+    @contextlib.contextmanager
+    def _span(self, name: str, kind: SpanKind, parent: context.Context | None) -> Iterator[Any]:
+        span = self.tracer.start_span(name, parent, kind)
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        except BaseException as err:
+            # An HTTP error under 500 is the caller's, not this span's failure.
+            if span.is_recording() and getattr(err, "code", 500) >= 500:
+                span.record_exception(err)
+                span.set_status(trace.StatusCode.ERROR, f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            context.detach(token)
+            span.end()
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def traceparent(span: Any) -> str:
+    """The span's context as W3C `traceparent`: 00-TRACE_ID-SPAN_ID-FLAGS."""
+    ctx = span.get_span_context()
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def message_attributes(span: Any) -> dict[str, str]:
+    """The attribute that carries `span`'s context with a message, as the official client's."""
+    return {TRACE_ATTRIBUTE: traceparent(span)}
+
+
+def messaging(destination: str, operation: str, message_id: str = "") -> dict[str, str]:
+    """The messaging semantic conventions' attributes of a Pub/Sub span."""
+    attributes = {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.destination.name": destination,
+        "messaging.operation.type": operation,
+    }
+    if message_id:
+        attributes["messaging.message.id"] = message_id
+    return attributes
+
+
+def parse_traceparent(value: str) -> context.Context | None:
+    """The remote parent a W3C `traceparent` names; None when it is absent or malformed."""
+    if not value or not (match := TRACEPARENT.fullmatch(value.strip())):
+        return None
+    trace_id, span_id, flags = (int(group, 16) for group in match.groups())
+    return _remote(trace_id, span_id, flags & 1)
+
+
+def remote_parent(environ: Mapping[str, Any]) -> context.Context | None:
+    """The caller's span from `traceparent`, else from `X-Cloud-Trace-Context`, else None."""
+    parent = parse_traceparent(environ.get("HTTP_TRACEPARENT", ""))
+    if parent is not None:
+        return parent
+    match = CLOUD_TRACE.fullmatch(environ.get("HTTP_X_CLOUD_TRACE_CONTEXT", "").strip())
+    if match is None or match.group(2) is None or not 0 < int(match.group(2)) < 2**64:
+        return None
+    trace_id, span_id, sampled = match.groups()
+    return _remote(int(trace_id, 16), int(span_id), int(sampled == "1"))
+
+
+def _remote(trace_id: int, span_id: int, flags: int) -> context.Context | None:
+    span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+    if not span_context.is_valid:
+        return None
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
