@@ -451,6 +451,7 @@ class ResultListener:
                     messaging(self._prefix, "process", message.message_id)
                     | {RIDE_ID_SPAN: result.ride_id}
                 )
+            log.debug("result received", extra={"ride_id": result.ride_id})
             self._on_result(result.ride_id, result.duration_final, result.model_version)
 
     def _woke(self, waited_s: float) -> None:

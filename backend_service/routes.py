@@ -228,7 +228,10 @@ def confirm_ride(rt: Runtime, span: Any) -> tuple[dict[str, object], int]:
         record.done.wait(rt.result_timeout_s)
     elif record.duration_final is None:  # taken, and published, elsewhere or earlier
         record = rt.rides.follow(record, rt.result_timeout_s)
-    return record.as_json(), 200 if record.duration_final is not None else 202
+    if record.duration_final is None:
+        log.warning("no result in time: answered pending", extra={"ride_id": ride_id})
+        return record.as_json(), 202
+    return record.as_json(), 200
 
 
 def publish_ride(rt: Runtime, message: bytes, ride_id: str) -> None:
@@ -242,6 +245,7 @@ def publish_ride(rt: Runtime, message: bytes, ride_id: str) -> None:
             span.set_attributes(
                 messaging(topic, "send", message_id) | {RIDE_SPAN_ATTRIBUTE: ride_id}
             )
+        log.debug("ride published", extra={"ride_id": ride_id, "message_id": message_id})
 
 
 def lookup(ride_id: str) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,13 +160,25 @@ def push(
                 messaging(subscription, "process", message.message_id)
                 | {RIDE_ID_SPAN: ride.ride_id}
             )
+        started = time.perf_counter()
         with rt.tracing.internal("predict") as predicting:
             duration = rt.model.duration(
                 ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.pickup_datetime
             )
             if predicting.is_recording():
                 predicting.set_attribute("model_version", rt.model.version)
+        predict_ms = (time.perf_counter() - started) * 1000
         publish_result(rt, ride, message, duration)
+        # One line a result: the log-based metrics of results by model_version and of the
+        # prediction's latency read it (deploy/monitoring.sh).
+        log.info(
+            "result published",
+            extra={
+                "ride_id": ride.ride_id,
+                "model_version": rt.model.version,
+                "predict_ms": round(predict_ms, 3),
+            },
+        )
     return 204
 
 
