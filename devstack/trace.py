@@ -64,6 +64,8 @@ def ride_spans(spans: list[dict[str, Any]], ride_id: str | None) -> list[dict[st
 
 def detail(span: dict[str, Any]) -> str:
     attributes = span["attributes"]
+    if span["kind"] == "SERVER":
+        return span["name"]
     parts = [
         str(attributes[key])
         for key in ("messaging.destination.name", "model_version")
