@@ -66,6 +66,7 @@ class Realistic:
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args, self.workdir = args, workdir
+        self.tracing = "off"  # of the stacks started next: "on" samples at --trace-ratio
         self.model = setup.ensure_model(retrain=False, progress=log.info)
         self.rides = setup.sample_rides(1000)
         self.expected = setup.expected_durations(self.model.folder, self.rides)
@@ -86,10 +87,18 @@ class Realistic:
         return stack
 
     def service_env(self) -> dict[str, str]:
-        return {
+        env = {
             "GUNICORN_THREADS": str(self.args.threads),
             "PUBLISH_MAX_IN_FLIGHT": str(self.args.in_flight),
+            "TRACE_EXPORTER": "none",
         }
+        if self.tracing == "on":  # as deployed, the local span file in Cloud Trace's place
+            env |= {
+                "TRACE_EXPORTER": "local",
+                "TRACE_SAMPLE_RATIO": str(self.args.trace_ratio),
+                "TRACE_FILE": str(self.workdir / "spans.jsonl"),
+            }
+        return env
 
     def backend(self, stack: Stack, proxy: str, variant: str) -> Service:
         s = stack.settings
@@ -189,6 +198,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rates", type=float, nargs="+", default=[100, 400])
     parser.add_argument("--push-s", type=float, default=10)
     parser.add_argument("--e2e-s", type=float, default=20)
+    parser.add_argument(
+        "--tracing", nargs="+", default=["off"], choices=["off", "on"],
+        help="run each variant with tracing off and/or on, in this order",
+    )  # fmt: skip
+    parser.add_argument("--trace-ratio", type=float, default=0.1, help="sampling when on")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the variants, interleaved")
     return parser.parse_args(argv)
 
 
@@ -206,8 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log.info(emulator_limit.warm_up(emulator, workdir, 8))
         with delay_proxy(emulator.address, args.delay_ms) as (proxy, proxy_pid):
-            for variant in args.variants:
-                report[variant] = bench.variant(emulator, proxy, proxy_pid, variant)
+            for round_ in range(args.rounds):
+                for variant in args.variants:
+                    for tracing in args.tracing:
+                        bench.tracing = tracing
+                        key = variant
+                        if args.tracing != ["off"] or args.rounds > 1:
+                            key = f"{variant}, tracing {tracing}, round {round_ + 1}"
+                        log.info(f"== {key}")
+                        report[key] = bench.variant(emulator, proxy, proxy_pid, variant)
     finally:
         emulator.stop()
         report["load_after"] = os.getloadavg()
