@@ -4,13 +4,14 @@ A span continues, in this order: the message's `googclient_traceparent` attribut
 trace-context, the attribute the official Pub/Sub client injects and extracts when its
 OpenTelemetry tracing is on, google/cloud/pubsub_v1/open_telemetry/context_propagation.py),
 then the request's `traceparent` or `X-Cloud-Trace-Context` header; without any, it starts a
-trace. Every span has real ids even when not sampled, so the trace id travels and both
-services' log lines carry it (ride_stream.logs); only sampled spans are recorded and exported.
-Attributes are set only on recording spans: an unsampled span costs its ids and no more.
+trace. With tracing on, every span has real ids even when not sampled, so the trace id travels
+and both services' log lines carry it (ride_stream.logs); only sampled spans are recorded and
+exported. Attributes are set only on recording spans: an unsampled span costs its ids and no
+more.
 """
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBasedTraceIdRatio, Sampler
+from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from .logs import CLOUD_TRACE, TRACEPARENT
@@ -42,15 +43,24 @@ class TraceSettings:
 
 
 class Tracing:
-    """The tracer of one service process, and the spans of a ride's hops."""
+    """The tracer of one service process, and the spans of a ride's hops.
+
+    Without a sampler tracing is off: no span, no trace context on messages, and each method
+    returns the same do-nothing block, so that a ride pays two calls for it. Log lines then
+    carry the trace of the request's headers, as each service's own.
+    """
 
     def __init__(
         self,
         service: str,
-        sampler: Sampler = ALWAYS_OFF,
+        sampler: Sampler | None = None,
         exporter: SpanExporter | None = None,
         export_delay_ms: int = CLOUD_EXPORT_DELAY_MS,
     ) -> None:
+        self.provider: TracerProvider | None = None
+        self.tracer: Any = None
+        if sampler is None:
+            return
         self.provider = TracerProvider(
             sampler=sampler, resource=Resource.create({"service.name": service})
         )
@@ -66,66 +76,86 @@ class Tracing:
         """Build the process's tracing as configured: call it in the worker, after the fork."""
         if settings.exporter == "none":
             return cls(service)
+        sampler = ParentBasedTraceIdRatio(settings.sample_ratio)
         if settings.exporter == "cloud":
             # Imported only when deployed: it builds a Cloud Trace gRPC client.
             from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
 
-            sampler = ParentBasedTraceIdRatio(settings.sample_ratio)
             return cls(service, sampler, CloudTraceSpanExporter(project_id=project_id))
         from .span_file import SpanFile
 
-        sampler = ParentBasedTraceIdRatio(settings.sample_ratio)
         return cls(service, sampler, SpanFile(settings.file), LOCAL_EXPORT_DELAY_MS)
 
     def server(self, environ: Mapping[str, Any], name: str) -> contextlib.AbstractContextManager:
         """A request's span, continuing the caller's trace headers."""
-        return self._span(name, SpanKind.SERVER, remote_parent(environ))
+        if self.tracer is None:
+            return _OFF
+        return _Active(self.tracer.start_span(name, remote_parent(environ), SpanKind.SERVER))
 
     def consumer(
         self, attributes: Mapping[str, str], name: str, environ: Mapping[str, Any] | None = None
     ) -> contextlib.AbstractContextManager:
         """A received message's span, continuing its trace attribute, else the request's."""
+        if self.tracer is None:
+            return _OFF
         parent = parse_traceparent(attributes.get(TRACE_ATTRIBUTE, ""))
         if parent is None and environ is not None:
-            return self._span(name, SpanKind.CONSUMER, remote_parent(environ))
-        return self._span(name, SpanKind.CONSUMER, parent)
+            parent = remote_parent(environ)
+        return _Active(self.tracer.start_span(name, parent, SpanKind.CONSUMER))
 
     def producer(self, name: str) -> contextlib.AbstractContextManager:
         """A publish's span, a child of the current one; `message_attributes` gives its context."""
-        return self._span(name, SpanKind.PRODUCER, context.get_current())
+        if self.tracer is None:
+            return _OFF
+        return _Active(self.tracer.start_span(name, None, SpanKind.PRODUCER))
 
     def internal(self, name: str) -> contextlib.AbstractContextManager:
-        return self._span(name, SpanKind.INTERNAL, context.get_current())
-
-    @contextlib.contextmanager
-    def _span(self, name: str, kind: SpanKind, parent: context.Context | None) -> Iterator[Any]:
-        span = self.tracer.start_span(name, parent, kind)
-        token = context.attach(trace.set_span_in_context(span))
-        try:
-            yield span
-        except BaseException as err:
-            # An HTTP error under 500 is the caller's, not this span's failure.
-            if span.is_recording() and getattr(err, "code", 500) >= 500:
-                span.record_exception(err)
-                span.set_status(trace.StatusCode.ERROR, f"{type(err).__name__}: {err}")
-            raise
-        finally:
-            context.detach(token)
-            span.end()
+        if self.tracer is None:
+            return _OFF
+        return _Active(self.tracer.start_span(name, None, SpanKind.INTERNAL))
 
     def shutdown(self) -> None:
-        self.provider.shutdown()
+        if self.provider is not None:
+            self.provider.shutdown()
 
 
-def traceparent(span: Any) -> str:
-    """The span's context as W3C `traceparent`: 00-TRACE_ID-SPAN_ID-FLAGS."""
-    ctx = span.get_span_context()
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+_OFF = contextlib.nullcontext(trace.INVALID_SPAN)
+
+
+class _Active:
+    """Make `span` the current span for a block, end it after; a class: cheaper than a generator."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.token: object = None
+
+    def __enter__(self) -> Any:
+        self.token = context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, kind: Any, err: BaseException | None, _traceback: Any) -> None:
+        span = self.span
+        # An HTTP error under 500 is the caller's, not this span's failure.
+        if err is not None and span.is_recording() and getattr(err, "code", 500) >= 500:
+            span.record_exception(err)
+            span.set_status(trace.StatusCode.ERROR, f"{type(err).__name__}: {err}")
+        context.detach(self.token)  # type: ignore[arg-type]
+        span.end()
 
 
 def message_attributes(span: Any) -> dict[str, str]:
-    """The attribute that carries `span`'s context with a message, as the official client's."""
-    return {TRACE_ATTRIBUTE: traceparent(span)}
+    """The attribute that carries `span`'s context with a message, as the official client's.
+
+    W3C `traceparent`, 00-TRACE_ID-SPAN_ID-FLAGS; nothing when tracing is off.
+    """
+    ctx = span.get_span_context()
+    if not ctx.is_valid:  # tracing off
+        return {}
+    return {
+        TRACE_ATTRIBUTE: f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    }
 
 
 def messaging(destination: str, operation: str, message_id: str = "") -> dict[str, str]:

@@ -17,7 +17,6 @@ def test_valid_ride_publishes_its_result_then_acks(client, publisher):
     assert response.status_code == 204
     result, attributes = publisher.results[0]
     assert result == {"ride_id": "r1", "duration_final": 7.5, "model_version": "ride-duration/3"}
-    assert attributes.pop("googclient_traceparent").startswith("00-")
     assert attributes == {"ride_id": "r1", "reply_to": "b1"}
     assert publisher.dead_letters == []
 
@@ -94,13 +93,7 @@ def test_redelivery_gives_the_same_answer(client, publisher):
     client.post("/", data=envelope)
     client.post("/", data=envelope)
 
-    (first, first_attributes), (second, second_attributes) = publisher.results
-    assert first == second
-    # The same ride and routing; each delivery's publish is a span of its own.
-    assert first_attributes.pop("googclient_traceparent") != second_attributes.pop(
-        "googclient_traceparent"
-    )
-    assert first_attributes == second_attributes
+    assert publisher.results[0] == publisher.results[1]
 
 
 def test_envelope_over_the_limit_is_refused(client, publisher):
@@ -193,8 +186,7 @@ def test_the_course_event_is_answered_with_its_ride_id_and_no_reply_to(client, p
     assert response.status_code == 204
     result, attributes = publisher.results[0]
     assert result == {"ride_id": 123, "duration_final": 10.98, "model_version": "ride-duration/3"}
-    assert attributes.keys() == {"ride_id", "googclient_traceparent"}
-    assert attributes["ride_id"] == "123"
+    assert attributes == {"ride_id": "123"}
 
 
 def test_a_ride_without_datetime_is_predicted_at_its_publish_time(publisher):
@@ -228,3 +220,26 @@ def app_with(model: object, publisher: object):  # type: ignore[no-untyped-def]
 
     config = Config(project_id="test-project", model_uri="unused")
     return create_app(config, model=model, publisher=publisher).test_client()  # type: ignore[arg-type]
+
+
+def test_a_traced_predictor_continues_the_rides_trace_on_its_result(publisher):
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    from predictor_service import create_app
+    from predictor_service.config import Config
+    from predictor_service.model import LoadedModel
+    from ride_stream.tracing import Tracing
+
+    config = Config(project_id="test-project", model_uri="unused")
+    model = LoadedModel(version="ride-duration/3", booster=FakeBooster())
+    tracing = Tracing("predictor", ParentBasedTraceIdRatio(0.1))
+    client = create_app(config, model=model, publisher=publisher, tracing=tracing).test_client()  # type: ignore[arg-type]
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    ride = {"googclient_traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "reply_to": "b1"}
+
+    client.post("/", data=push_envelope(ride_message("r9"), ride))
+
+    _, attributes = publisher.results[0]
+    version, trace, span, flags = attributes.pop("googclient_traceparent").split("-")
+    assert (version, trace, flags) == ("00", trace_id, "01")
+    assert attributes == {"ride_id": "r9", "reply_to": "b1"}

@@ -101,7 +101,7 @@ def test_a_sampled_caller_is_recorded_at_ratio_zero_and_an_unsampled_one_is_not(
 
 
 def test_an_unsampled_span_still_carries_its_trace_to_the_message():
-    tracing = Tracing("test")  # nothing recorded, nothing exported
+    tracing = Tracing("test", ParentBasedTraceIdRatio(0.0))  # nothing recorded or exported
 
     with tracing.server({"HTTP_TRACEPARENT": f"00-{TRACE_ID}-{PARENT}-00"}, "POST /rides"):
         with tracing.producer("rides publish") as publishing:
@@ -112,7 +112,7 @@ def test_an_unsampled_span_still_carries_its_trace_to_the_message():
 
 
 def test_log_lines_inside_a_span_carry_its_trace():
-    tracing = Tracing("test")
+    tracing = Tracing("test", ParentBasedTraceIdRatio(0.0))
     record = logging.makeLogRecord({"msg": "ride taken", "levelname": "INFO"})
 
     with tracing.consumer({TRACE_ATTRIBUTE: f"00-{TRACE_ID}-{PARENT}-01"}, "push subscribe"):
@@ -162,3 +162,14 @@ def test_a_local_exporter_needs_its_file():
     env.tracing()
     with pytest.raises(ConfigError, match="TRACE_FILE is required"):
         env.check("test")
+
+
+def test_tracing_off_makes_no_span_and_carries_no_context():
+    tracing = Tracing("test")
+
+    with tracing.server({"HTTP_TRACEPARENT": f"00-{TRACE_ID}-{PARENT}-01"}, "POST /rides"):
+        with tracing.producer("rides publish") as publishing:
+            attributes = message_attributes(publishing)
+
+    assert not publishing.is_recording()
+    assert attributes == {}
