@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
-
 from ride_stream.span_file import SpanFile
 from ride_stream.tracing import (
     LOCAL_EXPORT_DELAY_MS,
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             f"on, {args.ratio:g} sampled": tuple(
                 Tracing(
                     service,
-                    ParentBasedTraceIdRatio(args.ratio),
+                    args.ratio,
                     SpanFile(Path(folder) / "spans.jsonl"),
                     LOCAL_EXPORT_DELAY_MS,
                 )

@@ -11,6 +11,7 @@ more.
 """
 
 import contextlib
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from .logs import CLOUD_TRACE, TRACEPARENT
@@ -45,24 +46,31 @@ class TraceSettings:
 class Tracing:
     """The tracer of one service process, and the spans of a ride's hops.
 
-    Without a sampler tracing is off: no span, no trace context on messages, and each method
+    Without a `ratio` tracing is off: no span, no trace context on messages, and each method
     returns the same do-nothing block, so that a ride pays two calls for it. Log lines then
     carry the trace of the request's headers, as each service's own.
+
+    With one, a span is sampled as its parent was (a caller's, a message's, the current one),
+    and a trace this service starts is sampled at `ratio`: the SDK's ParentBased(TraceIdRatio)
+    rule. An unsampled span is made here, ids and context only: the SDK's own path for it
+    costs several times as much, on every ride (docs/benchmarks.md, "Tracing").
     """
 
     def __init__(
         self,
         service: str,
-        sampler: Sampler | None = None,
+        ratio: float | None = None,
         exporter: SpanExporter | None = None,
         export_delay_ms: int = CLOUD_EXPORT_DELAY_MS,
     ) -> None:
         self.provider: TracerProvider | None = None
         self.tracer: Any = None
-        if sampler is None:
+        self.ratio = ratio or 0.0
+        if ratio is None:
             return
+        # Only sampled spans reach the SDK: its sampler records each one it gets.
         self.provider = TracerProvider(
-            sampler=sampler, resource=Resource.create({"service.name": service})
+            sampler=ParentBased(ALWAYS_ON), resource=Resource.create({"service.name": service})
         )
         if exporter is not None:
             # Exported in batches from the processor's own thread, off the request's path.
@@ -76,21 +84,21 @@ class Tracing:
         """Build the process's tracing as configured: call it in the worker, after the fork."""
         if settings.exporter == "none":
             return cls(service)
-        sampler = ParentBasedTraceIdRatio(settings.sample_ratio)
+        ratio = settings.sample_ratio
         if settings.exporter == "cloud":
             # Imported only when deployed: it builds a Cloud Trace gRPC client.
             from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
 
-            return cls(service, sampler, CloudTraceSpanExporter(project_id=project_id))
+            return cls(service, ratio, CloudTraceSpanExporter(project_id=project_id))
         from .span_file import SpanFile
 
-        return cls(service, sampler, SpanFile(settings.file), LOCAL_EXPORT_DELAY_MS)
+        return cls(service, ratio, SpanFile(settings.file), LOCAL_EXPORT_DELAY_MS)
 
     def server(self, environ: Mapping[str, Any], name: str) -> contextlib.AbstractContextManager:
         """A request's span, continuing the caller's trace headers."""
         if self.tracer is None:
             return _OFF
-        return _Active(self.tracer.start_span(name, remote_parent(environ), SpanKind.SERVER))
+        return _Active(self._start(name, remote_parent(environ), SpanKind.SERVER))
 
     def consumer(
         self, attributes: Mapping[str, str], name: str, environ: Mapping[str, Any] | None = None
@@ -101,18 +109,29 @@ class Tracing:
         parent = parse_traceparent(attributes.get(TRACE_ATTRIBUTE, ""))
         if parent is None and environ is not None:
             parent = remote_parent(environ)
-        return _Active(self.tracer.start_span(name, parent, SpanKind.CONSUMER))
+        return _Active(self._start(name, parent, SpanKind.CONSUMER))
 
     def producer(self, name: str) -> contextlib.AbstractContextManager:
         """A publish's span, a child of the current one; `message_attributes` gives its context."""
         if self.tracer is None:
             return _OFF
-        return _Active(self.tracer.start_span(name, None, SpanKind.PRODUCER))
+        return _Active(self._start(name, None, SpanKind.PRODUCER))
 
     def internal(self, name: str) -> contextlib.AbstractContextManager:
         if self.tracer is None:
             return _OFF
-        return _Active(self.tracer.start_span(name, None, SpanKind.INTERNAL))
+        return _Active(self._start(name, None, SpanKind.INTERNAL))
+
+    def _start(self, name: str, parent: context.Context | None, kind: SpanKind) -> Any:
+        """A span under `parent` (the current span when None): the SDK's if it is sampled."""
+        above = trace.get_current_span(parent).get_span_context()
+        if above.is_valid:
+            sampled, trace_id = above.trace_flags.sampled, above.trace_id
+        else:
+            sampled, trace_id = random.random() < self.ratio, random.getrandbits(128) or 1
+        if sampled:
+            return self.tracer.start_span(name, parent, kind)
+        return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64) or 1, False))
 
     def shutdown(self) -> None:
         if self.provider is not None:

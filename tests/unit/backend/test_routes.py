@@ -254,14 +254,12 @@ def test_a_ride_taken_elsewhere_is_followed_not_published_again(
 
 
 def test_a_traced_ride_carries_the_callers_trace_in_googclient_traceparent(publisher):
-    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
-
     from backend_service.config import Config as BackendConfig
     from ride_stream.tracing import Tracing
     from tests.kit.fakes import FakeListener
 
     config = BackendConfig(project_id="test-project", result_timeout_s=0.2, ride_store="memory")
-    tracing = Tracing("backend", ParentBasedTraceIdRatio(0.1))
+    tracing = Tracing("backend", 0.1)
     app = create_app(config, publisher=publisher, listener=FakeListener(), tracing=tracing)  # type: ignore[arg-type]
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
 

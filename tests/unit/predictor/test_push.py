@@ -223,8 +223,6 @@ def app_with(model: object, publisher: object):  # type: ignore[no-untyped-def]
 
 
 def test_a_traced_predictor_continues_the_rides_trace_on_its_result(publisher):
-    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
-
     from predictor_service import create_app
     from predictor_service.config import Config
     from predictor_service.model import LoadedModel
@@ -232,7 +230,7 @@ def test_a_traced_predictor_continues_the_rides_trace_on_its_result(publisher):
 
     config = Config(project_id="test-project", model_uri="unused")
     model = LoadedModel(version="ride-duration/3", booster=FakeBooster())
-    tracing = Tracing("predictor", ParentBasedTraceIdRatio(0.1))
+    tracing = Tracing("predictor", 0.1)
     client = create_app(config, model=model, publisher=publisher, tracing=tracing).test_client()  # type: ignore[arg-type]
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     ride = {"googclient_traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "reply_to": "b1"}

@@ -5,7 +5,6 @@ import logging
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBasedTraceIdRatio
 
 from ride_stream.logs import TRACE_FIELD, JsonFormatter
 from ride_stream.settings import ConfigError, Env
@@ -16,9 +15,9 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 
 
-def recorded(sampler=ALWAYS_ON) -> tuple[Tracing, InMemorySpanExporter]:
+def recorded(ratio=1.0) -> tuple[Tracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    return Tracing("test", sampler, exporter), exporter
+    return Tracing("test", ratio, exporter), exporter
 
 
 def finished(tracing: Tracing, exporter: InMemorySpanExporter) -> list:
@@ -88,7 +87,7 @@ def test_a_message_without_the_attribute_continues_the_push_request():
 
 
 def test_a_sampled_caller_is_recorded_at_ratio_zero_and_an_unsampled_one_is_not():
-    tracing, exporter = recorded(ParentBasedTraceIdRatio(0.0))
+    tracing, exporter = recorded(0.0)
 
     with tracing.server({"HTTP_TRACEPARENT": f"00-{TRACE_ID}-{PARENT}-01"}, "sampled"):
         pass
@@ -101,7 +100,7 @@ def test_a_sampled_caller_is_recorded_at_ratio_zero_and_an_unsampled_one_is_not(
 
 
 def test_an_unsampled_span_still_carries_its_trace_to_the_message():
-    tracing = Tracing("test", ParentBasedTraceIdRatio(0.0))  # nothing recorded or exported
+    tracing = Tracing("test", 0.0)  # nothing recorded or exported
 
     with tracing.server({"HTTP_TRACEPARENT": f"00-{TRACE_ID}-{PARENT}-00"}, "POST /rides"):
         with tracing.producer("rides publish") as publishing:
@@ -112,7 +111,7 @@ def test_an_unsampled_span_still_carries_its_trace_to_the_message():
 
 
 def test_log_lines_inside_a_span_carry_its_trace():
-    tracing = Tracing("test", ParentBasedTraceIdRatio(0.0))
+    tracing = Tracing("test", 0.0)
     record = logging.makeLogRecord({"msg": "ride taken", "levelname": "INFO"})
 
     with tracing.consumer({TRACE_ATTRIBUTE: f"00-{TRACE_ID}-{PARENT}-01"}, "push subscribe"):
@@ -137,7 +136,7 @@ def test_a_server_error_marks_the_span_and_a_client_error_does_not():
 
 def test_the_span_file_keeps_the_recent_spans_within_its_bound(tmp_path):
     path = tmp_path / "spans.jsonl"
-    tracing = Tracing("test", ALWAYS_ON, SpanFile(path, max_bytes=2000))
+    tracing = Tracing("test", 1.0, SpanFile(path, max_bytes=2000))
 
     for i in range(40):
         with tracing.internal(f"hop-{i}"):
