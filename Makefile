@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-fast lint train train-course clean clean-local
+.PHONY: help install run trace test test-fast lint train train-course clean clean-local
 
 ## List the targets with what each does.
 help:
@@ -24,6 +24,10 @@ $(STAMP): requirements-dev.txt backend_service/requirements.txt predictor_servic
 ## Start the emulator, train the default model if needed, start both services; Ctrl-C stops all.
 run: install
 	$(PY) -m devstack
+
+## One ride's timeline from `make run`'s spans, hop by hop: RIDE=<ride_id>, the latest if unset.
+trace: install
+	$(PY) -m devstack.trace $(RIDE)
 
 TEST_WORKERS ?= auto
 ## The whole test suite: unit, contract and integration (emulator tests skip where it is absent),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from flask import Flask
 
 from ride_stream.logs import TraceContext, configure_logging
+from ride_stream.tracing import Tracing
 
 from . import errors
 from .coarse import CoarseEstimator
@@ -36,11 +37,13 @@ def create_app(
     estimator: CoarseEstimator | None = None,
     rides: RideStore | None = None,
     recorder: "Recorder | None" = None,
+    tracing: Tracing | None = None,
 ) -> Flask:
     """Build the app; create the clients and this process's results subscription once."""
     config = config or Config.from_env(os.environ)
     configure_logging(config.log_level, config.project_id)
     estimator = estimator or CoarseEstimator.load(config.coarse_model_path)
+    tracing = tracing or Tracing.from_settings("backend", config.tracing, config.project_id)
     store = LocalRides()
     if rides is None and config.ride_store == "firestore":
         # Imported only here: a memory store needs neither Firestore's client nor the recorder.
@@ -83,6 +86,7 @@ def create_app(
             on_result=store.complete,
             ttl_s=config.results_subscription_ttl_s,
             channels=stream_channels(config.pubsub_emulator_host),
+            tracing=tracing,
         )
     app = Flask(__name__, static_folder=None)  # routes.static_file serves static/
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -93,6 +97,7 @@ def create_app(
         rides=rides if rides is not None else store,
         recorder=recorder,
         result_timeout_s=config.result_timeout_s,
+        tracing=tracing,
     )
     listener.on_resubscribed = lambda: republish_waiting(store, publisher, listener.reply_to)
     listener.start()

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ride_stream.settings import Env
+from ride_stream.tracing import TraceSettings
 
 from .coarse import DEFAULT_PATH
 
@@ -33,6 +34,8 @@ class Config:
     coarse_model_path: Path = DEFAULT_PATH
     max_body_bytes: int = 16 * 1024
     log_level: str = "INFO"
+    # Spans of a ride's hops: none recorded, a local file (make run), or Cloud Trace (deployed).
+    tracing: TraceSettings = TraceSettings()
     # Set, the clients talk to the emulator there (the client library reads it too); the
     # results stream's channels are made for it: plain, and without keepalive pings.
     pubsub_emulator_host: str = ""
@@ -64,6 +67,7 @@ class Config:
             coarse_model_path=Path(env.text("COARSE_MODEL_PATH") or DEFAULT_PATH),
             max_body_bytes=int(env.number("MAX_BODY_BYTES", cls.max_body_bytes)),
             log_level=env.log_level(),
+            tracing=env.tracing(),
             pubsub_emulator_host=env.text("PUBSUB_EMULATOR_HOST"),
             ride_store=env.text("RIDE_STORE", cls.ride_store).lower(),
             firestore_database=env.text("FIRESTORE_DATABASE", cls.firestore_database),

@@ -16,6 +16,8 @@ from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcT
 from google.pubsub_v1.types import StreamingPullRequest, StreamingPullResponse
 
 from ride_stream.messages import REPLY_TO, decode_result
+from ride_stream.tracing import RIDE_ID as RIDE_ID_SPAN
+from ride_stream.tracing import Tracing, messaging
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,11 @@ def make_client() -> SubscriberClient:
 class ReceivedResult:
     """One message from the results stream: what `_on_message` reads, and its ack."""
 
-    __slots__ = ("ack_id", "attributes", "data", "_acks")
+    __slots__ = ("ack_id", "attributes", "data", "message_id", "_acks")
 
     def __init__(self, received: Any, acks: "queue.SimpleQueue[str | None]") -> None:
         self.ack_id: str = received.ack_id
+        self.message_id: str = received.message.message_id
         self.data: bytes = received.message.data
         self.attributes: Mapping[str, str] = received.message.attributes
         self._acks = acks
@@ -121,8 +124,11 @@ class ResultListener:
         reply_to: str | None = None,
         channels: Callable[[], grpc.Channel] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tracing: Tracing | None = None,
     ) -> None:
         self.reply_to = reply_to or uuid.uuid4().hex[:16]
+        # Each result wakes its ride in a span of the ride's trace, which the result carries.
+        self._tracing = tracing or Tracing("backend")
         # Called, on a thread of its own, once a lost subscription has been replaced: results
         # published meanwhile reached no subscription, so the rides waiting for them must go
         # out again.
@@ -434,12 +440,19 @@ class ResultListener:
         message.ack()
         if message.attributes.get(REPLY_TO) != self.reply_to:
             return
-        try:
-            result = decode_result(message.data)
-        except ValueError as err:
-            log.warning("unreadable result message", extra={"error": repr(err)})
-            return
-        self._on_result(result.ride_id, result.duration_final, result.model_version)
+        with self._tracing.consumer(message.attributes, f"{self._prefix} subscribe") as span:
+            try:
+                result = decode_result(message.data)
+            except ValueError as err:
+                log.warning("unreadable result message", extra={"error": repr(err)})
+                return
+            if span.is_recording():
+                span.set_attributes(
+                    messaging(self._prefix, "process", message.message_id)
+                    | {RIDE_ID_SPAN: result.ride_id}
+                )
+            log.debug("result received", extra={"ride_id": result.ride_id})
+            self._on_result(result.ride_id, result.duration_final, result.model_version)
 
     def _woke(self, waited_s: float) -> None:
         """Stamp the stream alive after a wait, and suspect if the wait spanned a freeze."""

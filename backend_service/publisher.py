@@ -28,13 +28,19 @@ class RidePublisher:
 
     def __init__(self, client: Any, project_id: str, topic: str, timeout_s: float) -> None:
         self._client = client
+        self.topic_name = topic
         self._topic = f"projects/{project_id}/topics/{topic}"
         self._timeout_s = timeout_s
         self.healthy = True
 
-    def publish(self, data: bytes, ride_id: str, reply_to: str) -> str:
-        """Return the message id; raise StreamUnavailable if it is not confirmed in time."""
-        return self._confirmed(self._send(data, ride_id, reply_to))
+    def publish(
+        self, data: bytes, ride_id: str, reply_to: str, trace: dict[str, str] | None = None
+    ) -> str:
+        """Return the message id; raise StreamUnavailable if it is not confirmed in time.
+
+        `trace` holds the attribute that carries the publish span's context.
+        """
+        return self._confirmed(self._send(data, ride_id, reply_to, trace or {}))
 
     def publish_all(self, rides: list[tuple[bytes, str]], reply_to: str) -> int:
         """Publish (message, ride_id) pairs together; return how many were not confirmed."""
@@ -47,10 +53,17 @@ class RidePublisher:
                 failed += 1
         return failed
 
-    def _send(self, data: bytes, ride_id: str, reply_to: str) -> Future:
+    def _send(
+        self, data: bytes, ride_id: str, reply_to: str, trace: dict[str, str] | None = None
+    ) -> Future:
         # The client retries within `timeout`.
         return self._client.publish(  # type: ignore[no-any-return]
-            self._topic, data, ride_id=ride_id, reply_to=reply_to, timeout=self._timeout_s
+            self._topic,
+            data,
+            ride_id=ride_id,
+            reply_to=reply_to,
+            timeout=self._timeout_s,
+            **(trace or {}),
         )
 
     def _confirmed(self, future: Future) -> str:

@@ -14,14 +14,17 @@ import logging
 import mimetypes
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
+
+from ride_stream.tracing import RIDE_ID as RIDE_SPAN_ATTRIBUTE
+from ride_stream.tracing import Tracing, message_attributes, messaging
 
 from .coarse import CoarseEstimator
 from .errors import ApiError, abort_json, error_json
@@ -69,6 +72,7 @@ class Runtime:
     rides: RideStore  # where rides are taken and looked up: this process's, or every instance's
     recorder: Recorder | None  # writes every result to the shared store, when there is one
     result_timeout_s: float
+    tracing: Tracing = field(default_factory=lambda: Tracing("backend"))
 
     def coarse(self, ride: Ride) -> float:
         """Return the coarse duration of a ride, in minutes."""
@@ -162,16 +166,42 @@ def is_json(content_type: str) -> bool:
 def confirm() -> tuple[Response, int]:
     """Publish a confirmed ride and wait, bounded, for its accurate duration."""
     rt = runtime()
+    with rt.tracing.server(request.environ, "POST /rides") as span:
+        status = 500
+        try:
+            body, status = confirm_ride(rt, span)
+            return jsonify(body), status
+        except HTTPException as err:
+            status = err.code or 500
+            raise
+        finally:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "http.request.method": "POST",
+                        "http.route": "/rides",
+                        "http.response.status_code": status,
+                    }
+                )
+
+
+def confirm_ride(rt: Runtime, span: Any) -> tuple[dict[str, object], int]:
+    """The answer to one confirmation: 200 with the final duration, 202 without it."""
     try:
         payload = request.get_json(silent=True)
     except RecursionError:  # nested deeper than the JSON decoder allows: not a ride either
         payload = None
     ride = ride_from(payload)
     ride_id = ride.ride_id or uuid.uuid4().hex
+    if span.is_recording():
+        span.set_attribute(RIDE_SPAN_ATTRIBUTE, ride_id)
     message = ride.message(ride_id)
     coarse = rt.coarse(ride)
     try:
-        record, publish = rt.rides.claim(ride_id, hashlib.sha256(message).digest(), coarse, message)
+        with rt.tracing.internal("claim ride"):
+            record, must_publish = rt.rides.claim(
+                ride_id, hashlib.sha256(message).digest(), coarse, message
+            )
     except RideConflict as err:
         abort_json(409, str(err), extra={"ride_id": ride_id})
     except StoreUnavailable as err:
@@ -181,10 +211,10 @@ def confirm() -> tuple[Response, int]:
             "the ride store is unavailable; the coarse duration stands",
             extra={"ride_id": ride_id, "duration_coarse": coarse},
         )
-    if publish:
+    if must_publish:
         rt.listener.ensure_open()  # after a freeze, the stream that will carry the result
         try:
-            rt.publisher.publish(message, ride_id=ride_id, reply_to=rt.listener.reply_to)
+            publish_ride(rt, message, ride_id)
         except StreamUnavailable as err:
             log.error("ride not published", extra={"ride_id": ride_id, "error": str(err)})
             rt.rides.release(ride_id)
@@ -198,7 +228,24 @@ def confirm() -> tuple[Response, int]:
         record.done.wait(rt.result_timeout_s)
     elif record.duration_final is None:  # taken, and published, elsewhere or earlier
         record = rt.rides.follow(record, rt.result_timeout_s)
-    return jsonify(record.as_json()), 200 if record.duration_final is not None else 202
+    if record.duration_final is None:
+        log.warning("no result in time: answered pending", extra={"ride_id": ride_id})
+        return record.as_json(), 202
+    return record.as_json(), 200
+
+
+def publish_ride(rt: Runtime, message: bytes, ride_id: str) -> None:
+    """Publish the ride in a span of its own, whose context the message carries."""
+    topic = rt.publisher.topic_name
+    with rt.tracing.producer(f"{topic} publish") as span:
+        message_id = rt.publisher.publish(
+            message, ride_id=ride_id, reply_to=rt.listener.reply_to, trace=message_attributes(span)
+        )
+        if span.is_recording():
+            span.set_attributes(
+                messaging(topic, "send", message_id) | {RIDE_SPAN_ATTRIBUTE: ride_id}
+            )
+        log.debug("ride published", extra={"ride_id": ride_id, "message_id": message_id})
 
 
 def lookup(ride_id: str) -> Response:

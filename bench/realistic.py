@@ -36,6 +36,7 @@ class Realistic:
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args, self.workdir = args, workdir
+        self.tracing = "off"  # of the stacks started next: "on" samples at --trace-ratio
         self.model = setup.ensure_model(retrain=False, progress=log.info)
         self.rides = setup.sample_rides(1000)
         self.expected = setup.expected_durations(self.model.folder, self.rides)
@@ -55,10 +56,18 @@ class Realistic:
         return stack
 
     def service_env(self) -> dict[str, str]:
-        return {
+        env = {
             "GUNICORN_THREADS": str(self.args.threads),
             "PUBLISH_MAX_IN_FLIGHT": str(self.args.in_flight),
+            "TRACE_EXPORTER": "none",
         }
+        if self.tracing == "on":  # as deployed, the local span file in Cloud Trace's place
+            env |= {
+                "TRACE_EXPORTER": "local",
+                "TRACE_SAMPLE_RATIO": str(self.args.trace_ratio),
+                "TRACE_FILE": str(self.workdir / "spans.jsonl"),
+            }
+        return env
 
     def backend(self, stack: Stack, proxy: str) -> Service:
         s = stack.settings
@@ -152,6 +161,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rates", type=float, nargs="+", default=[100, 400])
     parser.add_argument("--push-s", type=float, default=10)
     parser.add_argument("--e2e-s", type=float, default=20)
+    parser.add_argument(
+        "--tracing", nargs="+", default=["off"], choices=["off", "on"],
+        help="run each variant with tracing off and/or on, in this order",
+    )  # fmt: skip
+    parser.add_argument("--trace-ratio", type=float, default=0.1, help="sampling when on")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the variants, interleaved")
     return parser.parse_args(argv)
 
 
@@ -170,8 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         log.info(emulator_limit.warm_up(emulator, workdir, 8))
         delay_s = args.delay_ms / 1000
         with ProxyProcess(emulator.address, "tcp", delay_s=delay_s) as proxy:
-            # Keyed as when the official clients ran beside it: the earlier results compare.
-            report["hand-written"] = bench.measure(emulator, proxy.address, proxy.pid)
+            for round_ in range(args.rounds):
+                for tracing in args.tracing:
+                    bench.tracing = tracing
+                    # Keyed as when the official clients ran beside it: the earlier results compare.
+                    key = "hand-written"
+                    if args.tracing != ["off"] or args.rounds > 1:
+                        key = f"hand-written, tracing {tracing}, round {round_ + 1}"
+                    log.info(f"== {key}")
+                    report[key] = bench.measure(emulator, proxy.address, proxy.pid)
     finally:
         emulator.stop()
         report["load_after"] = os.getloadavg()

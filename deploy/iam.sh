@@ -186,6 +186,10 @@ setup_iam() {
   grant_secret "$SECRET_AWS_ACCESS_KEY_ID" "$predictor" roles/secretmanager.secretAccessor
   grant_secret "$SECRET_AWS_SECRET_ACCESS_KEY" "$predictor" roles/secretmanager.secretAccessor
 
+  note "both runtimes: write spans to Cloud Trace (granted on the project: Cloud Trace has no finer)"
+  grant_project "$backend" roles/cloudtrace.agent
+  grant_project "$predictor" roles/cloudtrace.agent
+
   note "Pub/Sub service agent: forward dead letters; mint the push invoker's OIDC tokens if" \
     "it predates $TOKEN_CREATOR_CUTOFF"
   grant_topic "$DEAD_LETTER_TOPIC" "$pubsub_agent" roles/pubsub.publisher

@@ -10,6 +10,10 @@ APIS=(
   firestore.googleapis.com
   secretmanager.googleapis.com
   iam.googleapis.com
+  # Spans, log-based metrics, the dashboard and alerts (monitoring.sh).
+  cloudtrace.googleapis.com
+  logging.googleapis.com
+  monitoring.googleapis.com
 )
 
 setup_apis() {

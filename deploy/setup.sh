@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # One-time, idempotent provisioning of a GCP project for the ride-duration services.
 # Usage: deploy/setup.sh [--dry-run] [--only SECTION[,SECTION...]]
-# Sections, in order: apis registry accounts pubsub firestore secrets iam (default: all).
+# Sections, in order: apis registry accounts pubsub firestore secrets iam monitoring
+# (default: all).
 # Names come from deploy/config.sh; set PROJECT_ID (or CLOUDSDK_CORE_PROJECT) first.
 # See docs/deploy.md.
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SECTIONS=(apis registry accounts pubsub firestore secrets iam)
+SECTIONS=(apis registry accounts pubsub firestore secrets iam monitoring)
 
-usage() { sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 only=""
 while (($#)); do
@@ -37,6 +38,8 @@ source "$DEPLOY_DIR/firestore.sh"
 source "$DEPLOY_DIR/secrets.sh"
 # shellcheck source=deploy/iam.sh
 source "$DEPLOY_DIR/iam.sh"
+# shellcheck source=deploy/monitoring.sh
+source "$DEPLOY_DIR/monitoring.sh"
 
 [[ -n "$PROJECT_ID" ]] || die "set PROJECT_ID (or CLOUDSDK_CORE_PROJECT) to the target project"
 

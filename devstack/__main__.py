@@ -38,7 +38,8 @@ def main() -> int:
         '-d \'{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}\'\n'
         "  curl -s -X POST %s/rides -H 'Content-Type: application/json' "
         '-d \'{"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5, '
-        '"datetime": "2021-02-03T08:30:00"}\'\nCtrl-C stops everything.',
+        '"datetime": "2021-02-03T08:30:00"}\'\n'
+        "  make trace   (that ride's timeline, hop by hop)\nCtrl-C stops everything.",
         backend,
         backend,
     )

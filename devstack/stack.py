@@ -51,6 +51,9 @@ class Settings:
     recorder_subscription: str = "ride-duration-pull-recorder"
     rides_collection: str = "rides"
     firestore_port: int = 8086
+    # Spans of every ride, kept in workdir/spans.jsonl for `make trace` ("none": no spans).
+    trace_exporter: str = "local"
+    trace_sample_ratio: float = 1.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str]) -> "Settings":
@@ -77,7 +80,14 @@ class Settings:
             ride_store=get("RIDE_STORE", d.ride_store),
             recorder_subscription=get("RECORDER_SUBSCRIPTION", d.recorder_subscription),
             firestore_port=int(get("FIRESTORE_EMULATOR_PORT", d.firestore_port)),
+            trace_exporter=get("TRACE_EXPORTER", d.trace_exporter),
+            trace_sample_ratio=float(get("TRACE_SAMPLE_RATIO", d.trace_sample_ratio)),
         )
+
+    @property
+    def span_file(self) -> Path:
+        """Where the stack's services append their spans, read by `python -m devstack.trace`."""
+        return self.workdir / "spans.jsonl"
 
     @property
     def topology(self) -> Topology:
@@ -197,6 +207,9 @@ class Stack:
             "DEAD_LETTER_TOPIC": s.dead_letter_topic,
             "WEB_CONCURRENCY": str(workers),
             "RIDE_STORE": s.ride_store,
+            "TRACE_EXPORTER": s.trace_exporter,
+            "TRACE_SAMPLE_RATIO": str(s.trace_sample_ratio),
+            "TRACE_FILE": str(s.span_file),
         }
         if s.ride_store == "firestore" and self.firestore is not None:
             env |= {
@@ -285,6 +298,7 @@ def isolated_settings(
         "push_subscription": f"rides-push-{suffix}",
         "dead_letter_subscription": f"dead-letters-sub-{suffix}",
         "workdir": workdir / f"stack-{suffix}",
+        "trace_exporter": "none",  # a test or bench that reads spans asks for "local"
     }
     return Settings(**(fields | overrides))
 

@@ -6,6 +6,7 @@ import os
 from flask import Flask
 
 from ride_stream.logs import TraceContext, configure_logging
+from ride_stream.tracing import Tracing
 
 from .config import Config
 from .model import ModelLoadError, ServingModel, load_model
@@ -23,6 +24,7 @@ def create_app(
     model: ServingModel | None = None,
     publisher: ResultPublisher | None = None,
     push_verifier: PushTokenVerifier | None = None,
+    tracing: Tracing | None = None,
 ) -> Flask:
     """Build the app: load the model and create the Pub/Sub client once per worker."""
     config = config or Config.from_env(os.environ)
@@ -55,7 +57,10 @@ def create_app(
         push_verifier = make_verifier(
             config.push_audience, config.push_service_account, config.push_auth_mode
         )
-    runtime = Runtime(model=model, publisher=publisher, push_verifier=push_verifier)
+    tracing = tracing or Tracing.from_settings("predictor", config.tracing, config.project_id)
+    runtime = Runtime(
+        model=model, publisher=publisher, push_verifier=push_verifier, tracing=tracing
+    )
     app.extensions["predictor"] = runtime
     # Every route is in routes.Routes.table; Flask's own dispatch is never reached.
     app.wsgi_app = TraceContext(  # type: ignore[method-assign]

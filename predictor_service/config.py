@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ride_stream.settings import Env
+from ride_stream.tracing import TraceSettings
 
 from .push_auth import CLOUD_RUN_IAM, MODES, SIGNATURE
 
@@ -38,6 +39,8 @@ class Config:
     # How push tokens are checked when PUSH_AUDIENCE is set (predictor_service.push_auth).
     push_auth_mode: str = SIGNATURE
     log_level: str = "INFO"
+    # Spans of a ride's hops: none recorded, a local file (make run), or Cloud Trace (deployed).
+    tracing: TraceSettings = TraceSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Config":
@@ -65,6 +68,7 @@ class Config:
             push_service_account=env.text("PUSH_SERVICE_ACCOUNT") or None,
             push_auth_mode=_push_auth_mode(env),
             log_level=env.log_level(),
+            tracing=env.tracing(),
         )
         env.check("predictor")
         return config

@@ -43,6 +43,7 @@ class ResultPublisher:
         timeout_s: float,
     ) -> None:
         self._client = client
+        self.results_topic_name = results_topic
         self._results = f"projects/{project_id}/topics/{results_topic}"
         self._dead_letters = f"projects/{project_id}/topics/{dead_letter_topic}"
         self._timeout_s = timeout_s

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from ride_stream.messages import REPLY_TO, RIDE_ID, InvalidMessage, decode_ride, encode_result
+from ride_stream.messages import (
+    REPLY_TO,
+    RIDE_ID,
+    InvalidMessage,
+    RideMessage,
+    decode_ride,
+    encode_result,
+)
+from ride_stream.tracing import RIDE_ID as RIDE_ID_SPAN
+from ride_stream.tracing import Tracing, message_attributes, messaging
 
 from .envelope import PushMessage, parse_envelope
 from .errors import PermanentError, TransientError
@@ -36,6 +46,7 @@ class Runtime:
     model: ServingModel
     publisher: ResultPublisher
     push_verifier: PushTokenVerifier | None = None
+    tracing: Tracing = field(default_factory=lambda: Tracing("predictor"))
 
 
 class Routes:
@@ -70,7 +81,7 @@ class Routes:
             body = read_body(environ, self.max_body_bytes)
             if body is None:
                 return 413
-            return push(self.runtime, body, environ.get("HTTP_AUTHORIZATION"))
+            return push(self.runtime, body, environ.get("HTTP_AUTHORIZATION"), environ)
         except PushAuthError as err:
             # 401 no or bad token, 403 another sender, 503 Google's certificates unavailable.
             log.warning("push refused", extra={"status": err.status, "error": str(err)})
@@ -124,31 +135,64 @@ def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-def push(rt: Runtime, body: bytes, authorization: str | None) -> int:
+def push(
+    rt: Runtime, body: bytes, authorization: str | None, environ: WSGIEnvironment | None = None
+) -> int:
     """Predict one pushed ride and publish the result; bad input is dead-lettered and acked."""
     if rt.push_verifier is not None:
         rt.push_verifier.verify(authorization)
-    message = None
     try:
         message = parse_envelope(body)
-        # A ride without its own pickup time was requested when it was published.
-        ride = decode_ride(message.data, message.publish_time or datetime.now(UTC))
-    except InvalidMessage as err:
-        assert message is not None  # the envelope parsed; its data is what is invalid
-        dead_letter(rt.publisher, PermanentError(err.reason, err.detail, message.data), message)
-        return 204
     except PermanentError as err:
-        dead_letter(rt.publisher, err, message)
+        dead_letter(rt.publisher, err, None)
         return 204
-    duration = rt.model.duration(
-        ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.pickup_datetime
-    )
-    attributes = {RIDE_ID: ride.ride_id}
-    if reply_to := message.attributes.get(REPLY_TO):
-        attributes[REPLY_TO] = reply_to
-    result = encode_result(ride.result_ride_id, duration, rt.model.version)
-    rt.publisher.publish_result(result, attributes)
+    subscription = message.subscription.rpartition("/")[2] or "push"
+    # The ride's trace, from the message; a message without one continues the push request's.
+    with rt.tracing.consumer(message.attributes, f"{subscription} subscribe", environ) as span:
+        try:
+            # A ride without its own pickup time was requested when it was published.
+            ride = decode_ride(message.data, message.publish_time or datetime.now(UTC))
+        except InvalidMessage as err:
+            dead_letter(rt.publisher, PermanentError(err.reason, err.detail, message.data), message)
+            return 204
+        if span.is_recording():
+            span.set_attributes(
+                messaging(subscription, "process", message.message_id)
+                | {RIDE_ID_SPAN: ride.ride_id}
+            )
+        started = time.perf_counter()
+        with rt.tracing.internal("predict") as predicting:
+            duration = rt.model.duration(
+                ride.pickup_zone, ride.dropoff_zone, ride.trip_distance, ride.pickup_datetime
+            )
+            if predicting.is_recording():
+                predicting.set_attribute("model_version", rt.model.version)
+        predict_ms = (time.perf_counter() - started) * 1000
+        publish_result(rt, ride, message, duration)
+        # One line a result: the log-based metrics of results by model_version and of the
+        # prediction's latency read it (deploy/monitoring.sh).
+        log.info(
+            "result published",
+            extra={
+                "ride_id": ride.ride_id,
+                "model_version": rt.model.version,
+                "predict_ms": round(predict_ms, 3),
+            },
+        )
     return 204
+
+
+def publish_result(rt: Runtime, ride: RideMessage, message: PushMessage, duration: float) -> None:
+    """Publish the ride's result in a span of its own, whose context the result carries back."""
+    topic = rt.publisher.results_topic_name
+    with rt.tracing.producer(f"{topic} publish") as span:
+        attributes = {RIDE_ID: ride.ride_id} | message_attributes(span)
+        if reply_to := message.attributes.get(REPLY_TO):
+            attributes[REPLY_TO] = reply_to
+        result = encode_result(ride.result_ride_id, duration, rt.model.version)
+        message_id = rt.publisher.publish_result(result, attributes)
+        if span.is_recording():
+            span.set_attributes(messaging(topic, "send", message_id) | {RIDE_ID_SPAN: ride.ride_id})
 
 
 def dead_letter(

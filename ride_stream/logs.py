@@ -1,8 +1,10 @@
 """JSON log lines that Cloud Logging reads, grouped by the request that wrote them.
 
 Each record is one object with `severity`, `message` and any `extra` fields; a record written
-while a request is served also carries `logging.googleapis.com/trace` (and the span), so that
-Cloud Logging shows a request's lines together under its request log entry.
+inside a span (ride_stream.tracing) carries that span's trace as `logging.googleapis.com/trace`,
+so that "show entries for this trace" lists a ride's lines from both services; one written
+while a request without a span is served carries the trace of the request's headers, so that
+Cloud Logging shows them under its request log entry.
 https://cloud.google.com/logging/docs/structured-logging#special-payload-fields
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from gunicorn import glogging
+from opentelemetry import trace
 
 TRACE_FIELD = "logging.googleapis.com/trace"
 SPAN_FIELD = "logging.googleapis.com/spanId"
@@ -27,8 +30,8 @@ _QUIET_AT_DEBUG = ("botocore", "boto3", "s3transfer", "urllib3")
 # `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=OPTIONS`, the span a decimal number;
 # `traceparent: 00-TRACE_ID-SPAN_ID-FLAGS` (W3C), the span 16 hex digits. Cloud Run sets both.
 # https://cloud.google.com/trace/docs/trace-context
-_CLOUD_TRACE = re.compile(r"([0-9a-f]{32})(?:/(\d{1,20}))?(?:;o=([01]))?", re.IGNORECASE)
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", re.IGNORECASE)
+CLOUD_TRACE = re.compile(r"([0-9a-f]{32})(?:/(\d{1,20}))?(?:;o=([01]))?", re.IGNORECASE)
+TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", re.IGNORECASE)
 
 # The trace headers of the request this thread serves: (X-Cloud-Trace-Context, traceparent).
 _request_trace: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
@@ -38,7 +41,7 @@ _request_trace: contextvars.ContextVar[tuple[str, str] | None] = contextvars.Con
 
 def trace_fields(project_id: str, cloud_trace: str, traceparent: str) -> dict[str, Any]:
     """Return Cloud Logging's trace fields for a request's headers; empty if neither parses."""
-    if match := _CLOUD_TRACE.fullmatch(cloud_trace.strip()):
+    if match := CLOUD_TRACE.fullmatch(cloud_trace.strip()):
         trace_id, span, sampled = match.groups()
         fields: dict[str, Any] = {TRACE_FIELD: f"projects/{project_id}/traces/{trace_id.lower()}"}
         if span is not None and int(span) < 2**64:
@@ -46,7 +49,7 @@ def trace_fields(project_id: str, cloud_trace: str, traceparent: str) -> dict[st
         if sampled is not None:
             fields[SAMPLED_FIELD] = sampled == "1"
         return fields
-    if match := _TRACEPARENT.fullmatch(traceparent.strip()):
+    if match := TRACEPARENT.fullmatch(traceparent.strip()):
         trace_id, span, flags = match.groups()
         return {
             TRACE_FIELD: f"projects/{project_id}/traces/{trace_id.lower()}",
@@ -103,7 +106,12 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "logger": record.name,
         }
-        if (headers := _request_trace.get()) is not None:
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # a ride's span: the trace both services' lines about it share
+            entry[TRACE_FIELD] = f"projects/{self.project_id}/traces/{span.trace_id:032x}"
+            entry[SPAN_FIELD] = f"{span.span_id:016x}"
+            entry[SAMPLED_FIELD] = span.trace_flags.sampled
+        elif (headers := _request_trace.get()) is not None:
             entry.update(trace_fields(self.project_id, *headers))
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
         if record.exc_info:

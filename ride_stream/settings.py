@@ -3,6 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
+from .tracing import EXPORTERS, TraceSettings
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -64,6 +66,19 @@ class Env:
                 self.number("PUBLISH_MAX_IN_FLIGHT", defaults.publish_max_in_flight)
             ),
         }
+
+    def tracing(self) -> TraceSettings:
+        """Return the tracing settings: TRACE_EXPORTER, TRACE_SAMPLE_RATIO and TRACE_FILE."""
+        exporter = self.text("TRACE_EXPORTER", TraceSettings.exporter).lower()
+        if exporter not in EXPORTERS:
+            self.errors.append(
+                f"TRACE_EXPORTER must be one of {', '.join(EXPORTERS)}, got {exporter!r}"
+            )
+        ratio = self.number("TRACE_SAMPLE_RATIO", TraceSettings.sample_ratio, allow_zero=True)
+        if ratio > 1:
+            self.errors.append(f"TRACE_SAMPLE_RATIO must be at most 1, got {ratio:g}")
+        file = self.required("TRACE_FILE") if exporter == "local" else self.text("TRACE_FILE")
+        return TraceSettings(exporter, ratio, file)
 
     def check(self, what: str) -> None:
         """Raise ConfigError naming every problem noted so far, if there is any."""

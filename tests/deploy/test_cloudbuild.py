@@ -281,6 +281,8 @@ def test_backend_gets_its_topics_results_subscription_and_ride_state_settings() 
         "RIDE_RETENTION_DAYS": "7",
         "RECORDER_SUBSCRIPTION": "ride-duration-pull-recorder",
         "LOG_LEVEL": "INFO",
+        "TRACE_EXPORTER": "cloud",
+        "TRACE_SAMPLE_RATIO": "0.1",
     }
 
 

@@ -91,6 +91,8 @@ def test_model_and_topics_come_from_substitutions() -> None:
         "RESULTS_TOPIC": "ride-duration-pull",
         "DEAD_LETTER_TOPIC": "ride-data-dead-letter",
         "LOG_LEVEL": "INFO",
+        "TRACE_EXPORTER": "cloud",
+        "TRACE_SAMPLE_RATIO": "0.1",
         "PUSH_SERVICE_ACCOUNT": INVOKER,
     }
 
@@ -173,3 +175,10 @@ def test_later_deploys_set_the_audience_in_the_same_revision(tmp_path: Path) -> 
     assert env_vars(["gcloud", *deploy])["PUSH_AUDIENCE"] == URL
     assert env_vars(["gcloud", *deploy])["PUSH_AUTH_MODE"] == "cloud-run-iam"
     assert not [argv for argv in fake.argvs() if argv[:3] == ["run", "services", "update"]]
+
+
+def test_the_predictor_exports_spans_sampled_as_the_build_says() -> None:
+    plan = dry_run(ROLLOUT, env=base_env() | with_tracking(_TRACE_SAMPLE_RATIO="0.5"))
+
+    env = env_vars(command(plan, "gcloud", "run", "deploy"))
+    assert (env["TRACE_EXPORTER"], env["TRACE_SAMPLE_RATIO"]) == ("cloud", "0.5")

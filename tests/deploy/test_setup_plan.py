@@ -82,6 +82,9 @@ def test_only_the_documented_grants_are_project_wide(plan: Plan) -> None:
         (BACKEND, "roles/datastore.user"),
         (DEPLOYER, f"projects/{PROJECT}/roles/rideServiceDeployer"),
         (DEPLOYER, "roles/logging.logWriter"),
+        # Cloud Trace takes grants on projects only.
+        (BACKEND, "roles/cloudtrace.agent"),
+        (PREDICTOR, "roles/cloudtrace.agent"),
     }
 
 
@@ -92,6 +95,7 @@ def test_backend_publishes_rides_attaches_to_results_and_keeps_ride_state(plan: 
         ("pubsub topics", "ride-data-push", "roles/pubsub.publisher"),
         ("pubsub topics", "ride-duration-pull", "roles/pubsub.subscriber"),
         ("pubsub subscriptions", RECORDER, "roles/pubsub.subscriber"),
+        ("projects", PROJECT, "roles/cloudtrace.agent"),
     }
 
 
@@ -162,6 +166,7 @@ def test_predictor_publishes_results_and_dead_letters_and_reads_its_secrets(plan
         ("pubsub topics", "ride-data-dead-letter", "roles/pubsub.publisher"),
         ("secrets", "mlflow-aws-access-key-id", accessor),
         ("secrets", "mlflow-aws-secret-access-key", accessor),
+        ("projects", PROJECT, "roles/cloudtrace.agent"),
     }
 
 
@@ -201,7 +206,12 @@ def test_push_invoker_gets_nothing_from_setup(plan: Plan) -> None:
 
 
 def test_everything_is_created_before_the_first_grant(plan: Plan) -> None:
-    creates = [i for i, c in enumerate(plan.commands) if "create" in c[1:5]]
+    # Monitoring comes last: its metrics, dashboard and policies need no grant.
+    creates = [
+        i
+        for i, c in enumerate(plan.commands)
+        if "create" in c[1:5] and c[1] != "logging" and "monitoring" not in c[1:3]
+    ]
     bindings = [i for i, c in enumerate(plan.commands) if "add-iam-policy-binding" in c]
 
     assert len(creates) >= 14 and max(creates) < min(bindings)

@@ -16,18 +16,24 @@ from predictor_service.errors import TransientError
 class FakeRidePublisher:
     """Records rides; answers each one through `respond`, or fails like a down stream."""
 
+    topic_name = "rides"
+
     def __init__(self) -> None:
         self.published: list[dict[str, Any]] = []
         self.respond: Callable[[str, dict[str, Any]], None] = lambda ride_id, ride: None
         self.fail = False
         self.healthy = True
 
-    def publish(self, data: bytes, ride_id: str, reply_to: str) -> str:
+    def publish(
+        self, data: bytes, ride_id: str, reply_to: str, trace: dict[str, str] | None = None
+    ) -> str:
         if self.fail:
             self.healthy = False
             raise StreamUnavailable("emulated outage")
         message = json.loads(data)
-        self.published.append({"message": message, "ride_id": ride_id, "reply_to": reply_to})
+        self.published.append(
+            {"message": message, "ride_id": ride_id, "reply_to": reply_to, "trace": trace or {}}
+        )
         self.respond(ride_id, message["features"])
         return str(len(self.published))
 
@@ -72,6 +78,8 @@ class FakeBooster:
 
 class FakeResultPublisher:
     """Records results and dead letters, or fails both like a down stream."""
+
+    results_topic_name = "results"
 
     def __init__(self) -> None:
         self.results: list[tuple[dict[str, Any], dict[str, str]]] = []

@@ -12,10 +12,13 @@ Pull = Callable[[int, float], list[Any]]
 
 
 @contextmanager
-def results_reader(address: str, topology: Topology) -> Iterator[Pull]:
-    """Subscribe to the results topic; yield pull(want, timeout_s) -> messages; unsubscribe."""
+def results_reader(
+    address: str, topology: Topology, topic_name: str | None = None
+) -> Iterator[Pull]:
+    """Subscribe to the results topic (or `topic_name`); yield pull(want, timeout_s) -> messages;
+    unsubscribe."""
     name = topology.subscription_path(f"reader-{uuid.uuid4().hex[:8]}")
-    topic = topology.topic_path(topology.results_topic)
+    topic = topology.topic_path(topic_name or topology.results_topic)
     with emulator_clients(address) as (_, subscriber):
         subscriber.create_subscription(request={"name": name, "topic": topic}, timeout=10)
 

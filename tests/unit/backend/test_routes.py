@@ -251,3 +251,30 @@ def test_a_ride_taken_elsewhere_is_followed_not_published_again(
     assert response.status_code == 200
     assert response.get_json()["duration_final"] == 8.25
     assert publisher.published == []
+
+
+def test_a_traced_ride_carries_the_callers_trace_in_googclient_traceparent(publisher):
+    from backend_service.config import Config as BackendConfig
+    from ride_stream.tracing import Tracing
+    from tests.kit.fakes import FakeListener
+
+    config = BackendConfig(project_id="test-project", result_timeout_s=0.2, ride_store="memory")
+    tracing = Tracing("backend", 0.1)
+    app = create_app(config, publisher=publisher, listener=FakeListener(), tracing=tracing)  # type: ignore[arg-type]
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+    response = app.test_client().post(
+        "/rides", json=RIDE, headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-00"}
+    )
+
+    assert response.status_code == 202  # nothing answers the fake stream
+    (published,) = publisher.published
+    version, trace, span, flags = published["trace"]["googclient_traceparent"].split("-")
+    assert (version, trace, flags) == ("00", trace_id, "00")  # the caller did not sample
+    assert span != "00f067aa0ba902b7"  # the publish's own span, a child of the request's
+
+
+def test_an_untraced_backend_adds_no_trace_attribute(client, publisher):
+    client.post("/rides", json=RIDE)
+
+    assert publisher.published[0]["trace"] == {}

@@ -220,3 +220,24 @@ def app_with(model: object, publisher: object):  # type: ignore[no-untyped-def]
 
     config = Config(project_id="test-project", model_uri="unused")
     return create_app(config, model=model, publisher=publisher).test_client()  # type: ignore[arg-type]
+
+
+def test_a_traced_predictor_continues_the_rides_trace_on_its_result(publisher):
+    from predictor_service import create_app
+    from predictor_service.config import Config
+    from predictor_service.model import LoadedModel
+    from ride_stream.tracing import Tracing
+
+    config = Config(project_id="test-project", model_uri="unused")
+    model = LoadedModel(version="ride-duration/3", booster=FakeBooster())
+    tracing = Tracing("predictor", 0.1)
+    client = create_app(config, model=model, publisher=publisher, tracing=tracing).test_client()  # type: ignore[arg-type]
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    ride = {"googclient_traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "reply_to": "b1"}
+
+    client.post("/", data=push_envelope(ride_message("r9"), ride))
+
+    _, attributes = publisher.results[0]
+    version, trace, span, flags = attributes.pop("googclient_traceparent").split("-")
+    assert (version, trace, flags) == ("00", trace_id, "01")
+    assert attributes == {"ride_id": "r9", "reply_to": "b1"}
