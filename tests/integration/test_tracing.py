@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from devstack.stack import Stack
-from devstack.trace import hop, ride_spans, timeline
+from devstack.timeline import hop, ride_spans, timeline
 from ride_stream.logs import TRACE_FIELD
 from ride_stream.span_file import read_spans
 from ride_stream.tracing import TRACE_ATTRIBUTE
