@@ -27,7 +27,7 @@ run: install
 
 ## One ride's timeline from `make run`'s spans, hop by hop: RIDE=<ride_id>, the latest if unset.
 trace: install
-	$(PY) -m devstack.trace $(RIDE)
+	$(PY) -m devstack.timeline $(RIDE)
 
 TEST_WORKERS ?= auto
 ## The whole test suite: unit, contract and integration (emulator tests skip where it is absent),

@@ -86,7 +86,7 @@ class Settings:
 
     @property
     def span_file(self) -> Path:
-        """Where the stack's services append their spans, read by `python -m devstack.trace`."""
+        """Where the stack's services append their spans, read by `python -m devstack.timeline`."""
         return self.workdir / "spans.jsonl"
 
     @property

@@ -1,6 +1,6 @@
 """Finished spans as JSON lines in one local file, the recent ones only: `make run`'s Cloud Trace.
 
-Every process of the stack appends to the same file; `python -m devstack.trace` reads it. A
+Every process of the stack appends to the same file; `python -m devstack.timeline` reads it. A
 lock file orders the writers, so a batch of lines is never split and the file is rotated once:
 past `max_bytes` it becomes `<file>.1` (the one before is dropped), which keeps the disk used
 under twice `max_bytes`.

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from devstack.stack import Stack
-from devstack.trace import hop, ride_spans, timeline
+from devstack.timeline import hop, ride_spans, timeline
 from ride_stream.logs import TRACE_FIELD
 from ride_stream.span_file import read_spans
 from ride_stream.tracing import TRACE_ATTRIBUTE
@@ -52,18 +52,20 @@ def spans_of(stack: Stack, ride_id: str, hops: int, timeout_s: float = 10.0) -> 
         time.sleep(0.2)
 
 
+def confirm(stack: Stack, ride_id: str, traced: bool = True) -> requests.Response:
+    """POST /rides with the ride, as a caller that asks to sample (`CALLER`) when `traced`."""
+    headers = {"traceparent": CALLER} if traced else {}
+    body = RIDE | {"ride_id": ride_id}
+    return requests.post(f"{stack.backends[0].url}/rides", json=body, headers=headers, timeout=30)
+
+
 def log_lines(path: Path, ride_id: str) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
     return [line for line in lines if str(line.get("ride_id")) == ride_id]
 
 
 def test_a_confirmed_ride_is_one_trace_across_both_services_in_order(stack):
-    response = requests.post(
-        f"{stack.backends[0].url}/rides",
-        json=RIDE | {"ride_id": "traced-1"},
-        headers={"traceparent": CALLER},
-        timeout=30,
-    )
+    response = confirm(stack, "traced-1")
 
     assert response.status_code == 200, response.text
     spans = spans_of(stack, "traced-1", len(HOPS))
@@ -96,12 +98,7 @@ def test_the_ride_and_its_result_carry_googclient_traceparent(stack):
         results_reader(stack.address, t, t.rides_topic) as rides,
         results_reader(stack.address, t) as results,
     ):
-        response = requests.post(
-            f"{stack.backends[0].url}/rides",
-            json=RIDE | {"ride_id": "traced-2"},
-            headers={"traceparent": CALLER},
-            timeout=30,
-        )
+        response = confirm(stack, "traced-2")
         (ride,) = rides(1, 10)
         (result,) = results(1, 10)
 
@@ -113,12 +110,7 @@ def test_the_ride_and_its_result_carry_googclient_traceparent(stack):
 
 
 def test_both_services_log_lines_about_the_ride_carry_its_trace(stack):
-    response = requests.post(
-        f"{stack.backends[0].url}/rides",
-        json=RIDE | {"ride_id": "traced-3"},
-        headers={"traceparent": CALLER},
-        timeout=30,
-    )
+    response = confirm(stack, "traced-3")
     assert response.status_code == 200
     spans_of(stack, "traced-3", len(HOPS))  # the spans are out: so are the lines before them
 
@@ -132,9 +124,7 @@ def test_both_services_log_lines_about_the_ride_carry_its_trace(stack):
 
 
 def test_a_ride_without_trace_context_is_answered_in_a_trace_of_its_own(stack):
-    response = requests.post(
-        f"{stack.backends[0].url}/rides", json=RIDE | {"ride_id": "untraced"}, timeout=30
-    )
+    response = confirm(stack, "untraced", traced=False)
 
     assert response.status_code == 200, response.text
     spans = spans_of(stack, "untraced", len(HOPS))

@@ -1,4 +1,4 @@
-"""`python -m devstack.trace [RIDE]`: one ride's timeline, hop by hop, from `make run`'s spans.
+"""`python -m devstack.timeline [RIDE]`: one ride's timeline, hop by hop, from `make run`'s spans.
 
 Each hop with its offset from the request's arrival and its duration: request received,
 claimed, published, push received, predicted, result published, backend woken, answered. The
@@ -102,7 +102,7 @@ def timeline(spans: list[dict[str, Any]]) -> Iterable[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.trace", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.timeline", description=__doc__)
     parser.add_argument("ride", nargs="?", help="the ride_id (default: the latest ride)")
     parser.add_argument("--file", default=str(Settings().span_file), help="the span file")
     args = parser.parse_args(argv)
