@@ -79,7 +79,9 @@ project_grants() {
     "serviceAccount:$BACKEND_SA" "projects/$PROJECT_ID/roles/$BACKEND_ROLE_ID" \
     "serviceAccount:$BACKEND_SA" roles/datastore.user \
     "serviceAccount:$DEPLOYER_SA" "projects/$PROJECT_ID/roles/$DEPLOYER_RUN_ROLE_ID" \
-    "serviceAccount:$DEPLOYER_SA" roles/logging.logWriter
+    "serviceAccount:$DEPLOYER_SA" roles/logging.logWriter \
+    "serviceAccount:$BACKEND_SA" roles/cloudtrace.agent \
+    "serviceAccount:$PREDICTOR_SA" roles/cloudtrace.agent
 }
 
 # Grant the Pub/Sub service agent the token creator role on the push invoker where it needs it

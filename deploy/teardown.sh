@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Delete everything deploy/setup.sh and the build created, so that nothing is left to pay for.
 # Usage: deploy/teardown.sh [--dry-run] [--yes] [--keep-secrets] [--firestore=keep|rides|database] [--only SECTION[,SECTION...]]
-# Sections, in order: services pubsub firestore secrets iam accounts registry (default: all).
+# Sections, in order: services monitoring pubsub firestore secrets iam accounts registry
+# (default: all).
 # It asks before deleting (type the project id) unless --yes; the secrets get their own question.
 # Firestore: keep (default) leaves the database and its rides, rides deletes the rides
 # collection, database deletes the whole database. Running it twice is harmless. See
@@ -9,9 +10,9 @@
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SECTIONS=(services pubsub firestore secrets iam accounts registry)
+SECTIONS=(services monitoring pubsub firestore secrets iam accounts registry)
 
-usage() { sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 only=""
 YES=0
@@ -37,6 +38,8 @@ source "$DEPLOY_DIR/config.sh"
 source "$DEPLOY_DIR/lib.sh"
 # shellcheck source=deploy/iam.sh
 source "$DEPLOY_DIR/iam.sh"
+# shellcheck source=deploy/monitoring.sh
+source "$DEPLOY_DIR/monitoring.sh"
 
 [[ -n "$PROJECT_ID" ]] || die "set PROJECT_ID (or CLOUDSDK_CORE_PROJECT) to the target project"
 case "$FIRESTORE_CHOICE" in
@@ -60,6 +63,42 @@ teardown_services() {
   for service in "$BACKEND_SERVICE" "$PREDICTOR_SERVICE"; do
     if present gcloud run services describe "$service" --region="$REGION" --project="$PROJECT_ID"; then
       run gcloud run services delete "$service" --region="$REGION" --project="$PROJECT_ID" --quiet
+    fi
+  done
+}
+
+# Delete what `list` (a gcloud list command, filtered by display name) finds with `delete`;
+# a dry run plans the delete under the display name, since it lists nothing.
+delete_listed_by_name() {
+  local list="$1" delete="$2" name="$3" found
+  if [[ "$DRY_RUN" == 1 ]]; then
+    # shellcheck disable=SC2086 # the command words are split on purpose
+    query gcloud $list --project="$PROJECT_ID" --filter="displayName=\"$name\"" --format='value(name)'
+    # shellcheck disable=SC2086
+    run gcloud $delete "<$name>" --project="$PROJECT_ID" --quiet
+    return
+  fi
+  # shellcheck disable=SC2086
+  while read -r found; do
+    if [[ -n "$found" ]]; then run gcloud $delete "$found" --project="$PROJECT_ID" --quiet; fi
+  done < <(query gcloud $list --project="$PROJECT_ID" --filter="displayName=\"$name\"" \
+    --format='value(name)' || true)
+}
+
+teardown_monitoring() {
+  note "Cloud Monitoring: the alert policies, the dashboard and the log-based metrics setup made" \
+    "(an email channel for ALERT_EMAIL stays: other policies may use it)"
+  local file name
+  for file in "$MONITORING_DIR"/alerts/*.json; do
+    delete_listed_by_name "alpha monitoring policies list" "alpha monitoring policies delete" \
+      "$(display_name "$file")"
+  done
+  delete_listed_by_name "monitoring dashboards list" "monitoring dashboards delete" \
+    "$(display_name "$MONITORING_DIR/dashboard.json")"
+  for file in "$MONITORING_DIR"/metrics/*.json; do
+    name="$(basename "$file" .json)"
+    if present gcloud logging metrics describe "$name" --project="$PROJECT_ID"; then
+      run gcloud logging metrics delete "$name" --project="$PROJECT_ID" --quiet
     fi
   done
 }

@@ -73,6 +73,12 @@ def teardown_calls(tmp_path: Path, firestore: str) -> list[list[str]]:
         [
             (["pubsub", "subscriptions", "list"], f"{sub}|_deleted-topic_\n", 0),
             (["projects", "get-iam-policy"], binding + "\n", 0),
+            (
+                ["alpha", "monitoring", "policies", "list"],
+                "projects/demo-project/alertPolicies/1\n",
+                0,
+            ),
+            (["monitoring", "dashboards", "list"], "projects/1/dashboards/a1\n", 0),
         ]
     )
     env = fake.env(PROJECT_ID="demo-project")

@@ -1,5 +1,6 @@
 """deploy/teardown.sh: its plan, its questions, and a second run that finds nothing to do."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,14 @@ ACCOUNTS = [
     f"{name}@{PROJECT}.iam.gserviceaccount.com"
     for name in ("ride-backend", "ride-predictor", "ride-push-invoker", "ride-deployer")
 ]
+
+
+MONITORING = TEARDOWN.parent / "monitoring"
+METRICS = sorted(path.stem for path in (MONITORING / "metrics").glob("*.json"))
+ALERTS = [
+    json.loads(path.read_text())["displayName"] for path in sorted(MONITORING.glob("alerts/*.json"))
+]
+DASHBOARD = json.loads((MONITORING / "dashboard.json").read_text())["displayName"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +46,9 @@ def test_the_plan_deletes_everything_setup_and_the_build_create(plan: Plan) -> N
     assert deleted(plan) == [
         ("run", "services", "delete", "ride-backend"),
         ("run", "services", "delete", "ride-predictor"),
+        *[("alpha", "monitoring", "policies", "delete", f"<{name}>") for name in ALERTS],
+        ("monitoring", "dashboards", "delete", f"<{DASHBOARD}>"),
+        *[("logging", "metrics", "delete", metric) for metric in METRICS],
         ("pubsub", "subscriptions", "delete", "ride-data-push-sub"),
         ("pubsub", "subscriptions", "delete", "ride-data-dead-letter-sub"),
         ("pubsub", "subscriptions", "delete", "ride-duration-pull-recorder"),
@@ -45,7 +57,7 @@ def test_the_plan_deletes_everything_setup_and_the_build_create(plan: Plan) -> N
         ("pubsub", "topics", "delete", "ride-data-dead-letter"),
         ("secrets", "delete", "mlflow-aws-access-key-id"),
         ("secrets", "delete", "mlflow-aws-secret-access-key"),
-        *[("projects", "remove-iam-policy-binding", PROJECT)] * 4,
+        *[("projects", "remove-iam-policy-binding", PROJECT)] * 6,
         ("iam", "roles", "delete", "rideBackendResultsSubscriber"),
         ("iam", "roles", "delete", "ridePushSubscriptionUpdater"),
         ("iam", "roles", "delete", "rideServiceDeployer"),
@@ -214,6 +226,7 @@ def test_a_second_run_finds_nothing_and_succeeds(fake: FakeGcloud) -> None:
                 (probe.split(), "", 1)
                 for probe in (
                     "run services describe",
+                    "logging metrics describe",
                     "pubsub topics describe",
                     "secrets describe",
                     "iam service-accounts describe",
@@ -237,3 +250,27 @@ def test_an_unknown_firestore_choice_is_refused(fake: FakeGcloud) -> None:
     assert done.returncode == 1
     assert "--firestore=all: use keep, rides or database" in done.stderr
     assert fake.calls() == []
+
+
+def test_monitoring_deletes_the_policies_and_dashboard_it_finds_by_name(fake: FakeGcloud) -> None:
+    policy = f"projects/{PROJECT}/alertPolicies/1234"
+    dashboard = "projects/123456/dashboards/abcd"
+    fake.answer(
+        [
+            (["alpha", "monitoring", "policies", "list"], policy + "\n", 0),
+            (["monitoring", "dashboards", "list"], dashboard + "\n", 0),
+            (["logging", "metrics", "describe"], "", 1),
+        ]
+    )
+
+    done = teardown(fake, "--yes", "--only", "monitoring")
+
+    assert done.returncode == 0, done.stderr
+    assert deleted(fake.argvs()) == [
+        *[("alpha", "monitoring", "policies", "delete", policy)] * len(ALERTS),
+        ("monitoring", "dashboards", "delete", dashboard),
+    ]
+    lists = [a for a in fake.argvs() if a[:4] == ["alpha", "monitoring", "policies", "list"]]
+    assert {a for argv in lists for a in argv if a.startswith("--filter=")} == {
+        f'--filter=displayName="{name}"' for name in ALERTS
+    }

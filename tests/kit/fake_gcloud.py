@@ -7,11 +7,12 @@ from pathlib import Path
 
 from tests.kit.deploy_scripts import base_env
 
-# Records argv (with stdin for --data-file=-, and the file a --policy or --lifecycle-file names);
+# Records argv (with stdin for --data-file=-, and the file each flag that reads one names);
 # answers with the first rule whose argv prefix matches and whose use limit, counted over earlier
 # calls, is not reached.
 _SCRIPT = """\
 import json, os, sys
+FILE_FLAGS = ("--policy", "--lifecycle-file", "--config-from-file", "--policy-from-file")
 args = sys.argv[1:]
 log_path = os.environ["FAKE_GCLOUD_LOG"]
 earlier = []
@@ -23,7 +24,7 @@ if "--data-file=-" in args:
     call["stdin"] = sys.stdin.read()
 for arg in args:
     name, _, path = arg.partition("=")
-    if name in ("--policy", "--lifecycle-file") and os.path.exists(path):
+    if name in FILE_FLAGS and os.path.exists(path):
         with open(path) as file:
             call.setdefault("files", {})[name] = file.read()
 with open(log_path, "a") as log:
