@@ -25,7 +25,6 @@ import os
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +100,7 @@ class RideDocuments:
         self._client = firestore.Client(project=stack.settings.project)
         # The collection the stack gave its backends (one per stack: stacks share the emulator).
         self._rides = self._client.collection(stack.backends[0].process.env["RIDES_COLLECTION"])
-        self._pending = self._rides.where(
-            filter=firestore.FieldFilter("pending_since", ">", datetime(2000, 1, 1, tzinfo=UTC))
-        )
+        self._pending = self._rides.where(filter=firestore.FieldFilter("results", "==", []))
 
     def counts(self) -> dict[str, int]:
         total = self._rides.count().get(timeout=10)[0][0].value
