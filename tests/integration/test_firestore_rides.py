@@ -8,12 +8,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import pytest
 from google.cloud import firestore
 
 from backend_service.firestore_rides import FirestoreRides, StoreUnavailable, client_from_env
 from backend_service.ride_store import RideConflict
 from devstack.processes import free_port
+from tests.kit.grpc_fakes import FakeRpcError
 
 pytestmark = pytest.mark.emulator
 PROJECT = "test-project"
@@ -224,3 +226,50 @@ def test_an_emulator_that_never_answers_raises_store_unavailable_within_the_time
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         store = FirestoreRides(clients(address), "rides", timeout_s=0.5)
         _fails_within(0.5, _all_calls(store))
+
+
+class FlakyWrites:
+    """The store's lean writes, each call failing once with `code` first, as Firestore does now
+    and then: before reaching Firestore (`landed=False`) or after it applied (the answer lost)."""
+
+    def __init__(self, lean: Any, code: grpc.StatusCode, landed: bool) -> None:
+        self._lean, self._code, self._landed = lean, code, landed
+        self.failed: list[str] = []
+
+    def _flaky(self, name: str, call: Callable[[], Any]) -> Any:
+        if name in self.failed:
+            return call()
+        self.failed.append(name)
+        if self._landed:
+            call()
+        raise FakeRpcError(self._code, "injected")
+
+    def create(self, ride_id: str, fields: dict[str, Any], timeout_s: float) -> None:
+        self._flaky("create", lambda: self._lean.create(ride_id, fields, timeout_s))
+
+    def append_results(self, results: Any, timeout_s: float) -> Any:
+        return self._flaky("append", lambda: self._lean.append_results(results, timeout_s))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED],
+)
+@pytest.mark.parametrize("landed", [False, True], ids=["before", "after"])
+def test_a_write_that_fails_once_is_retried_and_counted_once(
+    stores: Stores, code: str, landed: bool
+):
+    store = stores()
+    flaky = FlakyWrites(store._lean, grpc.StatusCode[code], landed)
+    store._lean = flaky  # type: ignore[assignment]
+
+    record, created = create(store, "r1")
+    assert created  # even when the first attempt created it and its answer was lost
+    assert not create(stores(), "r1")[1]
+    assert store.complete("r1", 14.0, "7")
+    assert not stores().complete("unknown", 1.0, "7")
+    assert flaky.failed == ["create", "append"]
+
+    seen = stores().get("r1")
+    assert seen is not None
+    assert (seen.fingerprint, seen.duration_final, seen.model_version) == (FINGERPRINT, 14.0, "7")
