@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 THREADS = 2  # the subscriber's callbacks, which only decode and queue
 MAX_OUTSTANDING = 64  # results held by this process at once, the rest wait in Pub/Sub
+# How long a result delivered to this process stays leased to it, at most, before Pub/Sub may
+# hand it to another instance: the lease the stream asks for and each extension. Left at the
+# official client's default the stream asks for 60 s, so the results a killed instance had been
+# handed waited a minute, past the subscription's own 30 s ack deadline (docs/reliability.md).
+LEASE_S = 10
 # How long the writer gathers results after the first before it writes them: off the path that
 # answers a confirmation, it delays only a lookup of the ride on another instance.
 BATCH_WAIT_S = 0.05
@@ -79,7 +84,9 @@ class Recorder:
             self._future = self._subscriber.subscribe(
                 self.subscription,
                 self._on_message,
-                flow_control=FlowControl(max_messages=MAX_OUTSTANDING),
+                flow_control=FlowControl(
+                    max_messages=MAX_OUTSTANDING, max_duration_per_lease_extension=LEASE_S
+                ),
                 scheduler=scheduler,
             )
             self._future.add_done_callback(self._stopped)

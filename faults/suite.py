@@ -5,7 +5,15 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import freeze_faults, process_faults, pubsub_faults, soak, store_faults, stream_faults
+from . import (
+    freeze_faults,
+    orphan_faults,
+    process_faults,
+    pubsub_faults,
+    soak,
+    store_faults,
+    stream_faults,
+)
 from .lab import Lab
 from .report import ScenarioResult
 
@@ -29,6 +37,10 @@ SCENARIOS: dict[str, Scenario] = {
     "results-not-found": pubsub_faults.results_not_found,
     "backend-killed-shared": store_faults.backend_killed_shared,
     "store-restarted": store_faults.store_restarted,
+    "orphans-lookups": orphan_faults.backend_killed_lookups,
+    "orphans-lookups-direct": lambda lab: orphan_faults.backend_killed_lookups(
+        lab, through_proxy=False
+    ),
     "soak": soak.short_soak,
 }
 
