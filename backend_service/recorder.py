@@ -148,6 +148,9 @@ class Recorder:
             outcomes: Sequence[object] = self._record(results)
         except StoreUnavailable as err:
             outcomes = [err] * len(batch)
+        except Exception as err:  # a fault of ours: the writer thread must go on all the same
+            log.exception("recording a batch failed")
+            outcomes = [StoreUnavailable(f"record: {type(err).__name__}")] * len(batch)
         refused = []
         for (result, message), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, StoreUnavailable):

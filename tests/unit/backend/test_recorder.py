@@ -129,3 +129,25 @@ def test_results_still_gathering_at_close_go_back_to_pubsub():
     recorder.close(timeout_s=WAIT_S)
     assert messages[0].nacked.is_set() and not messages[0].acked.is_set()
     assert store.batches == []
+
+
+def test_a_batch_that_fails_unexpectedly_goes_back_and_the_writer_carries_on():
+    store = Store()
+    calls = []
+
+    def record(results):
+        calls.append(list(results))
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the store")
+        return store.record(results)
+
+    subscriber = FakeSubscriber()
+    recorder = Recorder(subscriber, "projects/p/subscriptions/s", record, 0.05)
+    recorder.start()
+    first = subscriber.deliver(("a", 7.0, "1"))
+    settled(first)
+    second = subscriber.deliver(("b", 8.0, "1"))
+    settled(second)
+    recorder.close()
+    assert first[0].nacked.is_set() and not first[0].acked.is_set()
+    assert second[0].acked.is_set()
