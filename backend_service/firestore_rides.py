@@ -140,15 +140,21 @@ class FirestoreRides:
             ride_id: StoreUnavailable(f"record: more than {MAX_WRITES} in one batch")
             for ride_id in list(first)[MAX_WRITES:]
         }
-        backoffs = iter(BACKOFF_S)
+        backoffs, answered = iter(BACKOFF_S), False
         while waiting:
-            codes = self._call(
-                "record",
-                deadline,
-                # B023 (late binding) is harmless: _call runs it before the loop moves on.
-                lambda t: _lean(self._lean.append_results, waiting, t),  # noqa: B023
-            )
-            again = []
+            try:
+                codes = self._call(
+                    "record",
+                    deadline,
+                    # B023 (late binding) is harmless: _call runs it before the loop moves on.
+                    lambda t: _lean(self._lean.append_results, waiting, t),  # noqa: B023
+                )
+            except StoreUnavailable as err:
+                if not answered:
+                    raise  # nothing recorded: the whole batch goes back
+                outcome.update((ride_id, err) for ride_id, _, _ in waiting)
+                break
+            answered, again = True, []
             for result, code in zip(waiting, codes, strict=True):
                 if code in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND):
                     outcome[result[0]] = code == grpc.StatusCode.OK
@@ -307,10 +313,13 @@ def _lean(rpc: Callable[..., T], *args: Any) -> T:
 def _record(ride_id: str, document: dict[str, Any]) -> RideRecord:
     """Build the ride's record from its stored document (done is set if it has a final result).
 
-    Its final result is the first of `results`, or, in a document written by a backend of the
-    previous release, the `duration_final` and `model_version` fields."""
+    Its final result is the first of `results`, unless a recorder of the previous release set
+    the `duration_final` and `model_version` fields, which it did only while they were empty."""
     results = document.get("results") or []
-    final = results[0] if results else document
+    if document.get("duration_final") is not None:
+        final = document  # set by a recorder of the previous release, during a rolling update
+    else:
+        final = results[0] if results else {}
     record = RideRecord(
         ride_id=ride_id,
         fingerprint=document["fingerprint"],
