@@ -65,7 +65,7 @@ def create_app(
         recorder = recorder or Recorder(
             make_recorder_subscriber(),
             f"projects/{config.project_id}/subscriptions/{config.recorder_subscription}",
-            record=firestore_rides.complete,
+            record=firestore_rides.complete_all,
         )
     if publisher is None:
         publisher = RidePublisher(

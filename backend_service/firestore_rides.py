@@ -2,15 +2,18 @@
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.api_core import retry as retries
 from google.auth.exceptions import GoogleAuthError
 from google.cloud import firestore
 
+from .firestore_lean import MAX_WRITES, LeanWrites
+from .firestore_lean import RETRYABLE as RETRYABLE_CODES
 from .ride_store import LocalRides, RideConflict, RideRecord, StoreUnavailable
 
 T = TypeVar("T")
@@ -20,6 +23,14 @@ RETENTION = timedelta(days=7)
 # retry=None: Query.stream then fails on a stream error with AttributeError instead of the error.)
 NO_RETRY = retries.Retry(predicate=lambda _exc: False)
 BACKOFF_S = (0.05, 0.1, 0.2, 0.4)
+# Worth another attempt within the call's deadline: every call here is safe to repeat.
+RETRYABLE = (
+    gexc.ServiceUnavailable,  # UNAVAILABLE
+    gexc.Aborted,  # contention
+    gexc.DeadlineExceeded,  # the server's; ours ends the loop, the deadline having passed
+    gexc.InternalServerError,
+    gexc.TooManyRequests,  # RESOURCE_EXHAUSTED
+)
 # A ride still pending this long after it was taken is published again when confirmed again:
 # longer than taking and publishing one takes (STORE_TIMEOUT_S and PUBLISH_TIMEOUT_S, 2 + 3 s,
 # and a second), so the instance that took it either published it or died before it could.
@@ -50,6 +61,7 @@ class FirestoreRides:
         """`connect`, when given, makes a new client for `reconnect`."""
         self._name = collection
         self._rides = client.collection(collection)
+        self._lean = LeanWrites(client, collection)
         self._timeout_s = timeout_s
         self._retention = retention
         self._connect = connect
@@ -58,7 +70,9 @@ class FirestoreRides:
         """Use a new client, on a new channel: after an outage, gRPC's channel waits out a
         reconnect back-off of up to two minutes, failing every call at once meanwhile."""
         if self._connect is not None:
-            self._rides = self._connect().collection(self._name)
+            client = self._connect()
+            self._rides = client.collection(self._name)
+            self._lean = LeanWrites(client, self._name)
 
     def create(
         self,
@@ -73,18 +87,20 @@ class FirestoreRides:
         document = {
             "fingerprint": fingerprint,
             "duration_coarse": duration_coarse,
+            # Read by backends of the previous release during a rolling update; `results` is
+            # what this one reads and writes.
             "duration_final": None,
             "model_version": None,
+            "results": [],
             "created_at": created_at,
             "expire_at": created_at + self._retention,  # the field of the TTL policy
         }
         while True:  # bounded by the deadline: every _call raises once it has passed
             try:
-                # A retried create whose first attempt landed reports created=False: rare, safe.
                 self._call(
                     "create",
                     deadline,
-                    lambda t: ref.create(document, retry=NO_RETRY, timeout=t),
+                    lambda t: _lean(self._lean.create, ride_id, document, t),
                     expected=gexc.AlreadyExists,
                 )
                 record = RideRecord(ride_id, fingerprint, duration_coarse, created_at=created_at)
@@ -97,32 +113,61 @@ class FirestoreRides:
             record = _record(ride_id, snapshot.to_dict() or {})
             if record.fingerprint != fingerprint:
                 raise RideConflict(f"ride_id {ride_id!r} was already used for another ride")
-            return record, False
+            # Its created_at is this call's if an attempt whose answer was lost created it.
+            return record, record.created_at == created_at
 
     def complete(self, ride_id: str, duration_final: float, model_version: str) -> bool:
-        """Record the final result if the ride exists and has none; return whether this call did."""
+        """Record the final result if the ride exists (the first one recorded stays its
+        result); return whether the ride exists. Raise StoreUnavailable if not recorded."""
+        [outcome] = self.complete_all([(ride_id, duration_final, model_version)])
+        if isinstance(outcome, StoreUnavailable):
+            raise outcome
+        return outcome
+
+    def complete_all(
+        self, results: Sequence[tuple[str, float, str]]
+    ) -> list[bool | StoreUnavailable]:
+        """Record many (ride_id, duration_final, model_version) in one BatchWrite; for each,
+        whether its ride exists, or the StoreUnavailable that kept it from being recorded.
+
+        Raise StoreUnavailable if the store answered none of them."""
         deadline = time.monotonic() + self._timeout_s
-        ref = self._rides.document(ride_id)
-        update = {"duration_final": duration_final, "model_version": model_version}
-        while True:  # bounded by the deadline, as in create()
-            snapshot = self._call(
-                "complete", deadline, lambda t: ref.get(retry=NO_RETRY, timeout=t)
-            )
-            if not snapshot.exists or snapshot.get("duration_final") is not None:
-                return False
-            # Applies only if nobody wrote the ride since it was read; else read it again.
-            option = firestore.Client.write_option(last_update_time=snapshot.update_time)
+        first: dict[str, tuple[str, float, str]] = {}
+        for result in results:  # a batch writes a document once: a later result cannot win
+            first.setdefault(result[0], result)
+        waiting = list(first.values())[:MAX_WRITES]
+        outcome: dict[str, bool | StoreUnavailable] = {
+            ride_id: StoreUnavailable(f"record: more than {MAX_WRITES} in one batch")
+            for ride_id in list(first)[MAX_WRITES:]
+        }
+        backoffs, answered = iter(BACKOFF_S), False
+        while waiting:
             try:
-                self._call(
-                    "complete",
+                codes = self._call(
+                    "record",
                     deadline,
                     # B023 (late binding) is harmless: _call runs it before the loop moves on.
-                    lambda t: ref.update(update, option=option, retry=NO_RETRY, timeout=t),  # noqa: B023
-                    expected=(gexc.FailedPrecondition, gexc.NotFound),
+                    lambda t: _lean(self._lean.append_results, waiting, t),  # noqa: B023
                 )
-                return True
-            except (gexc.FailedPrecondition, gexc.NotFound):
-                continue
+            except StoreUnavailable as err:
+                if not answered:
+                    raise  # nothing recorded: the whole batch goes back
+                outcome.update((ride_id, err) for ride_id, _, _ in waiting)
+                break
+            answered, again = True, []
+            for result, code in zip(waiting, codes, strict=True):
+                if code in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND):
+                    outcome[result[0]] = code == grpc.StatusCode.OK
+                elif code in RETRYABLE_CODES:
+                    again.append(result)
+                outcome.setdefault(result[0], StoreUnavailable(f"record: {code.name}"))
+            waiting = again
+            backoff_s = next(backoffs, None)
+            if backoff_s is None or time.monotonic() + backoff_s >= deadline:
+                break
+            if waiting:
+                time.sleep(backoff_s)
+        return [outcome[ride_id] for ride_id, _, _ in results]
 
     def get(self, ride_id: str) -> RideRecord | None:
         """Return the ride's record, or None if there is no such ride."""
@@ -154,7 +199,7 @@ class FirestoreRides:
                 return rpc(remaining_s)
             except expected:
                 raise
-            except gexc.ServiceUnavailable as err:
+            except RETRYABLE as err:
                 backoff_s = next(backoffs, None)
                 if backoff_s is None or time.monotonic() + backoff_s >= deadline:
                     raise StoreUnavailable(_reason(what, err)) from err
@@ -257,14 +302,30 @@ class SharedRides:
         return result
 
 
+def _lean(rpc: Callable[..., T], *args: Any) -> T:
+    """Call a LeanWrites method, its gRPC errors raised as google.api_core's."""
+    try:
+        return rpc(*args)
+    except grpc.RpcError as err:
+        raise gexc.from_grpc_error(err) from err
+
+
 def _record(ride_id: str, document: dict[str, Any]) -> RideRecord:
-    """Build the ride's record from its stored document (done is set if it has a final result)."""
+    """Build the ride's record from its stored document (done is set if it has a final result).
+
+    Its final result is the first of `results`, unless a recorder of the previous release set
+    the `duration_final` and `model_version` fields, which it did only while they were empty."""
+    results = document.get("results") or []
+    if document.get("duration_final") is not None:
+        final = document  # set by a recorder of the previous release, during a rolling update
+    else:
+        final = results[0] if results else {}
     record = RideRecord(
         ride_id=ride_id,
         fingerprint=document["fingerprint"],
         duration_coarse=document["duration_coarse"],
-        duration_final=document.get("duration_final"),
-        model_version=document.get("model_version"),
+        duration_final=final.get("duration_final"),
+        model_version=final.get("model_version"),
         created_at=document.get("created_at"),
     )
     if record.duration_final is not None:

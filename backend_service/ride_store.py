@@ -8,8 +8,10 @@ Where the backend keeps ride state, by module:
 |                    | this process took and the requests waiting on them                  |
 | firestore_rides.py | FirestoreRides, one document per ride; SharedRides, the RideStore   |
 |                    | of a deployment: Firestore for every instance, LocalRides for waits |
-| recorder.py        | Recorder: writes every result to Firestore, from one shared         |
-|                    | subscription                                                        |
+| firestore_lean.py  | LeanWrites: the hot writes (a ride's create, results appended in    |
+|                    | batches) as plain-protobuf gRPC calls on the client's channel       |
+| recorder.py        | Recorder: writes every result to Firestore in batches, from one     |
+|                    | shared subscription                                                 |
 | listener.py        | ResultListener: this process's results stream, which wakes waits    |
 
 With RIDE_STORE=memory, LocalRides is the whole store.

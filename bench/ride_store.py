@@ -9,6 +9,9 @@ emulators on loopback and measures, on stacks of their own (the bench's model, t
    the stores alternate (memory, firestore, memory, firestore). Every answer is checked: 200
    with the ride's own duration, anything else counted. POST /rides p50 and p99, the share
    answered 200, and the CPU each process tree used per ride.
+   With `--firestore-delay-ms D`, the backends reach Firestore through the lab's TCP proxy
+   (devstack.proxy), every byte held D ms each way, as a region's round trip (the bench's own
+   counts go direct).
 2. *Fan-out*: 8 backends with the Firestore store, 200 rides/s for 20 s over all 8 after a
    warm-up. The subscriptions on the results topic are listed (each one is a billed delivery of
    every result in Pub/Sub, filtered out or not); two probe subscriptions, one whose filter
@@ -19,15 +22,15 @@ Writes bench/results/ride-store-<time>.json; docs/benchmarks.md has the tables a
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deadletters import fetch
 from devstack.emulator import Emulator
@@ -36,6 +39,7 @@ from devstack.firestore import FirestoreEmulator
 from devstack.firestore import unavailable_reason as firestore_unavailable
 from devstack.measure import cpu_seconds, load, machine, pids_matching
 from devstack.processes import free_port, process_tree
+from devstack.proxy import ProxyProcess
 from devstack.pubsub import emulator_clients, subscriptions_of
 from devstack.stack import ROOT, Stack, start_isolated
 
@@ -99,9 +103,7 @@ class RideDocuments:
         self._client = firestore.Client(project=stack.settings.project)
         # The collection the stack gave its backends (one per stack: stacks share the emulator).
         self._rides = self._client.collection(stack.backends[0].process.env["RIDES_COLLECTION"])
-        self._pending = self._rides.where(
-            filter=firestore.FieldFilter("pending_since", ">", datetime(2000, 1, 1, tzinfo=UTC))
-        )
+        self._pending = self._rides.where(filter=firestore.FieldFilter("results", "==", []))
 
     def counts(self) -> dict[str, int]:
         total = self._rides.count().get(timeout=10)[0][0].value
@@ -213,6 +215,13 @@ def filter_check(probes: FilterProbes, backends: int, sent: int) -> dict[str, An
     }
 
 
+class Reached:
+    """Where the backends reach Firestore, when not the emulator itself (a delay proxy)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+
 class RideStoreBench:
     """What the runs share: the model, the rides, both emulators."""
 
@@ -257,10 +266,31 @@ class RideStoreBench:
         firestore = self.firestore if store == "firestore" else None
         row: dict[str, Any] = {"store": store, "backends": backends, "rate": rate}
         row["load_before_start"] = load()
+        with contextlib.ExitStack() as proxy:
+            reached = firestore
+            if firestore is not None and self.args.firestore_delay_ms > 0:
+                row["firestore_delay_ms_each_way"] = self.args.firestore_delay_ms
+                delay_s = self.args.firestore_delay_ms / 1000
+                tcp = proxy.enter_context(ProxyProcess(firestore.address, "tcp", delay_s=delay_s))
+                row["delay_proxy_pid"] = tcp.pid
+                reached = cast(FirestoreEmulator, Reached(tcp.address))  # the stack reads .address
+            return self._run(row, store, backends, rate, firestore, reached, fanout)
+
+    def _run(
+        self,
+        row: dict[str, Any],
+        store: str,
+        backends: int,
+        rate: float,
+        firestore: FirestoreEmulator | None,
+        reached: FirestoreEmulator | None,
+        fanout: bool,
+    ) -> dict[str, Any]:
+        assert self.emulator is not None
         log.info(f"{store}: starting {backends} backends and the predictor")
         workers = self.args.predictor_workers
         stack = ride_store_stack(
-            self.model, self.workdir, self.emulator, firestore, backends, workers
+            self.model, self.workdir, self.emulator, reached, backends, workers
         )
         documents = RideDocuments(stack) if firestore else None
         try:
@@ -398,6 +428,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fanout-backends", type=int, default=8, help="fan-out: backends (8)")
     parser.add_argument("--seconds", type=float, default=20, help="measured seconds per run")
     parser.add_argument("--warmup-s", type=float, default=5, help="warm-up per run, not counted")
+    parser.add_argument(
+        "--firestore-delay-ms", type=float, default=0,
+        help="the backends reach Firestore through a proxy that holds every byte this "
+        "long each way (0: direct)",
+    )  # fmt: skip
     parser.add_argument("--predictor-workers", type=int, default=2)
     parser.add_argument("--rides", type=int, default=6000, help="distinct rides to sample")
     parser.add_argument(

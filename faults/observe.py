@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -15,6 +16,7 @@ class ResultTap:
 
     def __init__(self, address: str, project: str, results_topic: str) -> None:
         self.counts: Counter[str] = Counter()
+        self.first_seen: dict[str, float] = {}  # ride_id: time.monotonic() of its first result
         self._address = address
         self._topic = f"projects/{project}/topics/{results_topic}"
         self._name = f"projects/{project}/subscriptions/tap-{uuid.uuid4().hex[:10]}"
@@ -75,7 +77,9 @@ class ResultTap:
         )
         for m in messages:
             try:
-                self.counts[str(json.loads(m.message.data)["ride_id"])] += 1
+                ride_id = str(json.loads(m.message.data)["ride_id"])
+                self.counts[ride_id] += 1
+                self.first_seen.setdefault(ride_id, time.monotonic())
             except (ValueError, KeyError, TypeError):
                 self.counts["<unreadable>"] += 1
 

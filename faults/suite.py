@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 from devstack.lab import Lab
 
-from . import freeze_faults, process_faults, pubsub_faults, soak, store_faults, stream_faults
+from . import (
+    freeze_faults,
+    orphan_faults,
+    process_faults,
+    pubsub_faults,
+    soak,
+    store_faults,
+    stream_faults,
+)
 from .report import ScenarioResult
 
 log = logging.getLogger("faults")
@@ -30,6 +38,10 @@ SCENARIOS: dict[str, Scenario] = {
     "results-not-found": pubsub_faults.results_not_found,
     "backend-killed-shared": store_faults.backend_killed_shared,
     "store-restarted": store_faults.store_restarted,
+    "orphans-lookups": orphan_faults.backend_killed_lookups,
+    "orphans-lookups-direct": lambda lab: orphan_faults.backend_killed_lookups(
+        lab, through_proxy=False
+    ),
     "soak": soak.short_soak,
 }
 

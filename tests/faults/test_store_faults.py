@@ -3,7 +3,7 @@
 import pytest
 
 from devstack.firestore import unavailable_reason
-from faults import store_faults, suite
+from faults import orphan_faults, store_faults, suite
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -39,3 +39,16 @@ def test_store_down_clear_answers_then_nothing_lost(lab, record):
 
     assert result.ok, result.summary()
     assert result.delivered == result.sent
+
+
+def test_a_killed_backends_rides_are_done_on_the_other_with_lookups_only(lab, record):
+    result = record(
+        suite.run(
+            "orphans-lookups",
+            lab,
+            lambda lab: orphan_faults.backend_killed_lookups(lab, rides=6, watch_s=45),
+        )
+    )
+
+    assert result.ok, result.summary()
+    assert result.figures["done"] == 6
