@@ -3,6 +3,7 @@
 import fcntl
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,7 +97,11 @@ def make_stack(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the full-length drills to `make faults` unless -m asks for them."""
+    """Leave the full-length drills to `make faults` unless -m asks for them; refuse a run where
+    two tests share an id (pytest-xdist would run one of them only)."""
+    shared = sorted(nodeid for nodeid, n in Counter(i.nodeid for i in items).items() if n > 1)
+    if shared:
+        raise pytest.UsageError(f"tests sharing an id (give each its own): {shared}")
     if "drill" in (config.getoption("markexpr") or ""):
         return
     drills = [item for item in items if item.get_closest_marker("drill")]
