@@ -9,7 +9,7 @@ RIDE_TTL_FIELD=expire_at
 # field by default; expire_at, a timestamp close to the write time on every ride, would make
 # that index a write hotspot, which the TTL docs advise against for heavy writes:
 # https://cloud.google.com/firestore/native/docs/ttl
-RIDE_UNINDEXED_FIELDS="$RIDE_TTL_FIELD created_at fingerprint duration_coarse duration_final model_version"
+RIDE_UNINDEXED_FIELDS="$RIDE_TTL_FIELD created_at fingerprint duration_coarse duration_final model_version results"
 
 # How long setup waits for a database it has just created to answer, and how often it asks.
 FIRESTORE_WAIT_S="${FIRESTORE_WAIT_S:-300}"

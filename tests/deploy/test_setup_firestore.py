@@ -23,6 +23,7 @@ RIDE_FIELDS = [
     "duration_coarse",
     "duration_final",
     "model_version",
+    "results",
 ]
 NATIVE = "FIRESTORE_NATIVE|us-central1\n"
 FIELDS = "projects/demo-project/databases/(default)/collectionGroups/rides/fields"

@@ -335,7 +335,7 @@ def test_only_firestore_plans_only_firestore_commands() -> None:
 
     exemptions = [c for c in plan.commands if c[1:4] == ["firestore", "indexes", "fields"]]
     assert plan.commands == [FIRESTORE_CREATE, *exemptions, TTL_UPDATE]
-    assert len(exemptions) == 6 and "expire_at" in exemptions[0]
+    assert len(exemptions) == 7 and "expire_at" in exemptions[0]
     assert "expires 7 days after its creation" in plan.text
     assert "# wait until database (default) answers (at most 300s)" in plan.text
 
