@@ -82,6 +82,10 @@ def test_results_for_this_process_come_once_are_acked_and_no_other_comes(emulato
     time.sleep(STREAM_ACK_DEADLINE_S + 2)
     assert sorted(r[0] for r in received) == sorted(mine)
     assert listener.running
+    # If this process dies without deleting it, Pub/Sub deletes its subscription after a day idle.
+    with emulator_clients(emulator.address) as (_, subscriber):
+        mine_sub = subscriber.get_subscription(subscription=listener.subscription)
+    assert mine_sub.expiration_policy.ttl.total_seconds() == 86400
 
 
 def test_a_lost_subscription_is_replaced_and_results_flow_again(emulator, topic, listen):
