@@ -1,6 +1,5 @@
 """deploy/setup.sh --only pubsub, run for real through gcloud against the Pub/Sub emulator."""
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,7 +8,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from devstack.emulator import Emulator
-from tests.kit.deploy_scripts import SETUP, offline_env, run_script
+from tests.kit.deploy_scripts import SETUP, emulator_pubsub_names_and_env, run_script
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -27,23 +26,10 @@ def provisioned(
     gcloud: str, deploy_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Provisioned:
     """Run setup.sh twice against the emulator, with names of this module's own."""
-    suffix = uuid.uuid4().hex[:6]
-    names = {
-        "RIDES_TOPIC": f"rides-{suffix}",
-        "RESULTS_TOPIC": f"results-{suffix}",
-        "DEAD_LETTER_TOPIC": f"dead-letters-{suffix}",
-        "PUSH_SUBSCRIPTION": f"rides-push-{suffix}",
-        "DEAD_LETTER_SUBSCRIPTION": f"dead-letters-sub-{suffix}",
-        "RECORDER_SUBSCRIPTION": f"results-recorder-{suffix}",
-    }
-    env = offline_env(
+    names, env = emulator_pubsub_names_and_env(
+        deploy_emulator.address,
+        deploy_emulator.project,
         tmp_path_factory.mktemp("gcloud-emulator-config"),
-        CLOUDSDK_AUTH_DISABLE_CREDENTIALS="true",
-        CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=f"http://{deploy_emulator.address}/",
-        CLOUDSDK_CORE_PROJECT=deploy_emulator.project,
-        # The emulator caps retention at 7 days; Pub/Sub allows the default's 31.
-        DEAD_LETTER_RETENTION_S=str(6 * 86400),
-        **names,
     )
     runs = [run_script(SETUP, "--only", "pubsub", env=env) for _ in range(2)]
     return Provisioned(deploy_emulator.project, names, runs, env)

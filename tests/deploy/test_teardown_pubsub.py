@@ -8,7 +8,7 @@ from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
 from devstack.emulator import Emulator
-from tests.kit.deploy_scripts import SETUP, TEARDOWN, offline_env, run_script
+from tests.kit.deploy_scripts import SETUP, TEARDOWN, emulator_pubsub_names_and_env, run_script
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -28,23 +28,8 @@ def test_teardown_deletes_every_subscription_and_topic_and_a_second_run_is_harml
 ) -> None:
     publisher, subscriber = clients
     project = deploy_emulator.project
+    names, env = emulator_pubsub_names_and_env(deploy_emulator.address, project, tmp_path)
     suffix = uuid.uuid4().hex[:6]
-    names = {
-        "RIDES_TOPIC": f"rides-{suffix}",
-        "RESULTS_TOPIC": f"results-{suffix}",
-        "DEAD_LETTER_TOPIC": f"dead-letters-{suffix}",
-        "PUSH_SUBSCRIPTION": f"rides-push-{suffix}",
-        "DEAD_LETTER_SUBSCRIPTION": f"dead-letters-sub-{suffix}",
-        "RECORDER_SUBSCRIPTION": f"results-recorder-{suffix}",
-    }
-    env = offline_env(
-        tmp_path,
-        CLOUDSDK_AUTH_DISABLE_CREDENTIALS="true",
-        CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=f"http://{deploy_emulator.address}/",
-        CLOUDSDK_CORE_PROJECT=project,
-        DEAD_LETTER_RETENTION_S=str(6 * 86400),  # the emulator's cap is 7 days
-        **names,
-    )
     assert run_script(SETUP, "--only", "pubsub", env=env).returncode == 0
     results = publisher.topic_path(project, names["RESULTS_TOPIC"])
     # Two backend processes that crashed, leaving their own filtered results subscriptions,

@@ -6,6 +6,7 @@ import re
 import shlex
 import socket
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +127,27 @@ def offline_env(config_dir: Path, **extra: str) -> dict[str, str]:
     if ca_bundle:
         env["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"] = ca_bundle
     return env | extra
+
+
+def emulator_pubsub_names_and_env(address: str, project: str, config_dir: Path):
+    """Names of a test's own for every topic and subscription setup makes, and the environment
+    that points the deploy scripts' gcloud at the Pub/Sub emulator with them."""
+    suffix = uuid.uuid4().hex[:6]
+    names = {
+        "RIDES_TOPIC": f"rides-{suffix}",
+        "RESULTS_TOPIC": f"results-{suffix}",
+        "DEAD_LETTER_TOPIC": f"dead-letters-{suffix}",
+        "PUSH_SUBSCRIPTION": f"rides-push-{suffix}",
+        "DEAD_LETTER_SUBSCRIPTION": f"dead-letters-sub-{suffix}",
+        "RECORDER_SUBSCRIPTION": f"results-recorder-{suffix}",
+    }
+    env = offline_env(
+        config_dir,
+        CLOUDSDK_AUTH_DISABLE_CREDENTIALS="true",
+        CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=f"http://{address}/",
+        CLOUDSDK_CORE_PROJECT=project,
+        # The emulator caps retention at 7 days; Pub/Sub allows the default's 31.
+        DEAD_LETTER_RETENTION_S=str(6 * 86400),
+        **names,
+    )
+    return names, env
