@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .processes import free_port
 from .pubsub import _ignore_existing as ignore_existing
 from .pubsub import emulator_clients
-from .stack import Service, Stack
+from .stack import Service, Settings, Stack
 
 HEX = "0123456789abcdef"
 
@@ -82,3 +82,33 @@ def end_shadow(stack: Stack, shadow: Shadow) -> None:
         subscriber.delete_subscription(
             request={"subscription": t.subscription_path(shadow.subscription)}, timeout=10
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a candidate beside `make run`'s predictor, shadowing its rides, until interrupted."""
+    import argparse
+    import os
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("model_uri", help="models:/name/N, models:/name@alias, runs:/..., a folder")
+    parser.add_argument("--sixteenths", type=int, default=16, help="of the rides (GCP only)")
+    args = parser.parse_args(argv)
+    stack = Stack(Settings.from_env(dict(os.environ)))  # `make run`'s settings, not started
+    shadow = Shadow(sixteenths=args.sixteenths)
+    candidate = start_candidate(stack, args.model_uri, shadow)
+    sys.stdout.write(f"candidate {args.model_uri} on {candidate.url}: shadowing; Ctrl-C ends it\n")
+    sys.stdout.flush()
+    stop = {signal.SIGINT, signal.SIGTERM}
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # after the start: its children keep theirs
+        signal.sigwait(stop)
+    finally:
+        end_shadow(stack, shadow)
+        candidate.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
