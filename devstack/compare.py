@@ -44,6 +44,7 @@ def clients(emulator: str | None) -> Iterator[tuple[Any, Any]]:
     try:
         yield publisher, subscriber
     finally:
+        publisher.stop()
         subscriber.close()
 
 
