@@ -14,6 +14,7 @@ from .publisher import ResultPublisher, make_client
 from .push_auth import PushTokenVerifier, make_verifier
 from .routes import Routes, Runtime
 from .secret_refs import resolve_secret_refs
+from .shadow import ShadowRoute
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def create_app(
     publisher: ResultPublisher | None = None,
     push_verifier: PushTokenVerifier | None = None,
     tracing: Tracing | None = None,
+    shadow_publisher: ResultPublisher | None = None,
 ) -> Flask:
     """Build the app: load the model and create the Pub/Sub client once per worker."""
     config = config or Config.from_env(os.environ)
@@ -41,17 +43,26 @@ def create_app(
             raise
     log.info("model loaded", extra={"model_uri": config.model_uri, "model_version": model.version})
     if publisher is None:
+        client = make_client(
+            config.publish_max_latency_s, config.publish_timeout_s, config.publish_max_in_flight
+        )
         publisher = ResultPublisher(
-            make_client(
-                config.publish_max_latency_s,
-                config.publish_timeout_s,
-                config.publish_max_in_flight,
-            ),
+            client,
             config.project_id,
             config.results_topic,
             config.dead_letter_topic,
             config.publish_timeout_s,
         )
+        if config.shadow is not None and shadow_publisher is None:
+            # Results and failures alike to the shadow topic, through the same client.
+            topic = config.shadow.results_topic
+            shadow_publisher = ResultPublisher(
+                client, config.project_id, topic, topic, config.publish_timeout_s
+            )
+    shadow = None
+    if config.shadow is not None and shadow_publisher is not None:
+        shadow = ShadowRoute(config.shadow.subscription, shadow_publisher)
+        log.info("shadow pushes answered apart", extra={"shadow": str(config.shadow)})
     app = Flask(__name__)
     if push_verifier is None:
         push_verifier = make_verifier(
@@ -59,7 +70,11 @@ def create_app(
         )
     tracing = tracing or Tracing.from_settings("predictor", config.tracing, config.project_id)
     runtime = Runtime(
-        model=model, publisher=publisher, push_verifier=push_verifier, tracing=tracing
+        model=model,
+        publisher=publisher,
+        push_verifier=push_verifier,
+        tracing=tracing,
+        shadow=shadow,
     )
     app.extensions["predictor"] = runtime
     # Every route is in routes.Routes.table; Flask's own dispatch is never reached.

@@ -7,6 +7,7 @@ from ride_stream.settings import Env
 from ride_stream.tracing import TraceSettings
 
 from .push_auth import CLOUD_RUN_IAM, MODES, SIGNATURE
+from .shadow import ShadowSettings, shadow_problems, short_name
 
 # What a pyfunc model without a signature takes; predictor_service.inputs names the columns
 # (it needs pandas, which the native path never loads).
@@ -41,6 +42,9 @@ class Config:
     log_level: str = "INFO"
     # Spans of a ride's hops: none recorded, a local file (make run), or Cloud Trace (deployed).
     tracing: TraceSettings = TraceSettings()
+    # Pushes from this subscription are a candidate's shadow: answered on their own topic
+    # (predictor_service.shadow). None: every push is a rider's.
+    shadow: ShadowSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Config":
@@ -54,14 +58,14 @@ class Config:
             model_uri = f"runs:/{run_id}/model"
         if not model_uri:
             env.errors.append("MODEL_URI is required (or RUN_ID with MLFLOW_TRACKING_URI)")
+        results_topic = env.text("RESULTS_TOPIC", cls.results_topic, formerly="BACKEND_PULL_STREAM")
+        dead_letter_topic = env.text("DEAD_LETTER_TOPIC", cls.dead_letter_topic)
         config = cls(
             project_id=env.required("PROJECT_ID"),
             model_uri=model_uri,
             model_input=_model_input(env),
-            results_topic=env.text(
-                "RESULTS_TOPIC", cls.results_topic, formerly="BACKEND_PULL_STREAM"
-            ),
-            dead_letter_topic=env.text("DEAD_LETTER_TOPIC", cls.dead_letter_topic),
+            results_topic=results_topic,
+            dead_letter_topic=dead_letter_topic,
             **env.publisher(cls),
             max_envelope_bytes=int(env.number("MAX_ENVELOPE_BYTES", cls.max_envelope_bytes)),
             push_audience=env.text("PUSH_AUDIENCE") or None,
@@ -69,6 +73,7 @@ class Config:
             push_auth_mode=_push_auth_mode(env),
             log_level=env.log_level(),
             tracing=env.tracing(),
+            shadow=_shadow(env, results_topic, dead_letter_topic),
         )
         env.check("predictor")
         return config
@@ -79,6 +84,16 @@ def _model_input(env: Env) -> str | None:
     if raw and raw not in MODEL_INPUTS:
         env.errors.append(f"MODEL_INPUT must be one of {', '.join(MODEL_INPUTS)}, got {raw!r}")
     return raw or None
+
+
+def _shadow(env: Env, results_topic: str, dead_letter_topic: str) -> ShadowSettings | None:
+    subscription = env.text("SHADOW_SUBSCRIPTION")
+    topic = env.text("SHADOW_RESULTS_TOPIC")
+    problems = shadow_problems(subscription, topic, (results_topic, dead_letter_topic))
+    env.errors.extend(problems)
+    if problems or not subscription:
+        return None
+    return ShadowSettings(short_name(subscription), short_name(topic))
 
 
 def _push_auth_mode(env: Env) -> str:

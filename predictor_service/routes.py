@@ -33,6 +33,7 @@ from .errors import PermanentError, TransientError
 from .model import ServingModel
 from .publisher import ResultPublisher
 from .push_auth import PushAuthError, PushTokenVerifier
+from .shadow import ShadowRoute
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -47,6 +48,7 @@ class Runtime:
     publisher: ResultPublisher
     push_verifier: PushTokenVerifier | None = None
     tracing: Tracing = field(default_factory=lambda: Tracing("predictor"))
+    shadow: ShadowRoute | None = None
 
 
 class Routes:
@@ -147,13 +149,17 @@ def push(
         dead_letter(rt.publisher, err, None)
         return 204
     subscription = message.subscription.rpartition("/")[2] or "push"
+    # A shadow push is answered, and fails, on the shadow topic: never to a rider.
+    shadow = rt.shadow if rt.shadow and rt.shadow.owns(message.subscription) else None
+    publisher = shadow.publisher if shadow else rt.publisher
     # The ride's trace, from the message; a message without one continues the push request's.
     with rt.tracing.consumer(message.attributes, f"{subscription} subscribe", environ) as span:
         try:
             # A ride without its own pickup time was requested when it was published.
             ride = decode_ride(message.data, message.publish_time or datetime.now(UTC))
         except InvalidMessage as err:
-            dead_letter(rt.publisher, PermanentError(err.reason, err.detail, message.data), message)
+            failure = PermanentError(err.reason, err.detail, message.data)
+            dead_letter(publisher, failure, message, shadow=shadow is not None)
             return 204
         if span.is_recording():
             span.set_attributes(
@@ -168,11 +174,11 @@ def push(
             if predicting.is_recording():
                 predicting.set_attribute("model_version", rt.model.version)
         predict_ms = (time.perf_counter() - started) * 1000
-        publish_result(rt, ride, message, duration)
+        publish_result(rt, ride, message, duration, publisher)
         # One line a result: the log-based metrics of results by model_version and of the
-        # prediction's latency read it (deploy/monitoring.sh).
+        # prediction's latency read it (deploy/monitoring.sh); a shadow's has its own words.
         log.info(
-            "result published",
+            "shadow result published" if shadow else "result published",
             extra={
                 "ride_id": ride.ride_id,
                 "model_version": rt.model.version,
@@ -182,21 +188,33 @@ def push(
     return 204
 
 
-def publish_result(rt: Runtime, ride: RideMessage, message: PushMessage, duration: float) -> None:
+def publish_result(
+    rt: Runtime,
+    ride: RideMessage,
+    message: PushMessage,
+    duration: float,
+    publisher: ResultPublisher | None = None,
+) -> None:
     """Publish the ride's result in a span of its own, whose context the result carries back."""
-    topic = rt.publisher.results_topic_name
+    publisher = publisher or rt.publisher
+    topic = publisher.results_topic_name
     with rt.tracing.producer(f"{topic} publish") as span:
         attributes = {RIDE_ID: ride.ride_id} | message_attributes(span)
-        if reply_to := message.attributes.get(REPLY_TO):
+        # Only a rider's result names the backend waiting for it.
+        if (reply_to := message.attributes.get(REPLY_TO)) and publisher is rt.publisher:
             attributes[REPLY_TO] = reply_to
         result = encode_result(ride.result_ride_id, duration, rt.model.version)
-        message_id = rt.publisher.publish_result(result, attributes)
+        message_id = publisher.publish_result(result, attributes)
         if span.is_recording():
             span.set_attributes(messaging(topic, "send", message_id) | {RIDE_ID_SPAN: ride.ride_id})
 
 
 def dead_letter(
-    publisher: ResultPublisher, err: PermanentError, message: PushMessage | None
+    publisher: ResultPublisher,
+    err: PermanentError,
+    message: PushMessage | None,
+    *,
+    shadow: bool = False,
 ) -> None:
     """Forward what could not be processed, with why, before it is acked."""
     attributes = dict(message.attributes) if message else {}
@@ -205,6 +223,6 @@ def dead_letter(
         attributes["source_message_id"] = message.message_id
     message_id = publisher.dead_letter(err.payload, attributes)
     log.warning(
-        "dead-lettered a push message",
+        "shadow push failed" if shadow else "dead-lettered a push message",
         extra={"reason": err.reason, "error": err.detail[:200], "dead_letter_id": message_id},
     )

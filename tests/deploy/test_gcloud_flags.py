@@ -5,6 +5,7 @@ without one, must fail with exactly "no active account" and nothing earlier.
 """
 
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,8 +15,12 @@ from tests.kit import cloudbuild
 from tests.kit.deploy_scripts import (
     ROLLOUT,
     SETUP,
+    SHIP_MODEL,
+    SHIP_STEPS,
     TEARDOWN,
+    base_env,
     config_defaults,
+    dry_run,
     offline_env,
     run_script,
 )
@@ -103,6 +108,15 @@ def rollout_calls(tmp_path: Path, **substitutions: str) -> list[list[str]]:
     return fake.argvs()
 
 
+def ship_model_calls() -> list[list[str]]:
+    """The gcloud commands of every step of deploy/ship_model.sh, a quarter shadowed."""
+    env = base_env(
+        PROJECT_ID="demo-project", IMAGE="img", MODEL_URI="models:/ride-duration/2",
+        SHADOW_SIXTEENTHS="4", PYTHON=sys.executable,
+    )  # fmt: skip
+    return [argv[1:] for step in SHIP_STEPS for argv in dry_run(SHIP_MODEL, step, env=env).commands]
+
+
 def flag_key(arg: str) -> str:
     """A flag's name; for --condition also whether it is None, since gcloud parses the two apart."""
     name, _, value = arg.partition("=")
@@ -150,6 +164,7 @@ def test_every_command_parses(gcloud: str, gcloud_config: Path, tmp_path: Path) 
         + [cloudbuild.backend_deploy_args()]
         + teardown_calls(tmp_path / "teardown-rides", "rides")
         + teardown_calls(tmp_path / "teardown-database", "database")
+        + ship_model_calls()
     )
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "deploy" / "setup.sh"
 ROLLOUT = ROOT / "deploy" / "rollout_predictor.sh"
 TEARDOWN = ROOT / "deploy" / "teardown.sh"
+SHIP_MODEL = ROOT / "deploy" / "ship_model.sh"
+SHIP_STEPS = ("candidate", "shadow", "compare", "canary", "promote", "rollback")
 
 
 @dataclass(frozen=True)

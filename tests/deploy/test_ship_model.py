@@ -1,0 +1,118 @@
+"""deploy/ship_model.sh: a candidate revision beside production, its shadow, and the switch."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.kit.deploy_scripts import (
+    ROOT,
+    SHIP_MODEL,
+    Plan,
+    base_env,
+    command,
+    dry_run,
+    flag,
+    run_script,
+)
+
+PROJECT = "demo-project"
+URL = "https://ride-predictor-PROJECT_NUMBER.us-central1.run.app"
+TAG_URL = "https://candidate---ride-predictor-PROJECT_NUMBER.us-central1.run.app/"
+
+
+def ship(step: str, **env: str) -> Plan:
+    extra = {"PROJECT_ID": PROJECT, "IMAGE": "img", "MODEL_URI": "models:/ride-duration/2"}
+    return dry_run(SHIP_MODEL, step, env=base_env(PYTHON=sys.executable, **(extra | env)))
+
+
+def test_the_candidate_is_a_tagged_revision_without_traffic_that_knows_its_shadow() -> None:
+    plan = ship("candidate")
+
+    tag, deploy = plan.commands
+    assert tag[:3] == ["gcloud", "run", "services"] and "--update-tags=previous=" in " ".join(tag)
+    assert deploy[:4] == ["gcloud", "run", "deploy", "ride-predictor"]
+    assert "--no-traffic" in deploy and flag(deploy, "tag") == "candidate"
+    updated = flag(deploy, "update-env-vars")
+    assert "MODEL_URI=models:/ride-duration/2" in updated
+    assert "SHADOW_SUBSCRIPTION=ride-data-shadow-sub" in updated
+    assert "SHADOW_RESULTS_TOPIC=ride-duration-shadow" in updated
+
+
+def test_the_shadow_pushes_every_ride_to_the_tag_url_without_dead_letters() -> None:
+    plan = ship("shadow")
+
+    sub = command(plan, "gcloud", "pubsub", "subscriptions", "create")
+    assert flag(sub, "topic") == "ride-data-push"
+    assert flag(sub, "push-endpoint") == TAG_URL
+    assert flag(sub, "push-auth-token-audience") == URL
+    assert not any(a.startswith(("--dead-letter-topic", "--message-filter")) for a in sub)
+    assert command(plan, "gcloud", "pubsub", "topics", "create")[4] == "ride-duration-shadow"
+
+
+def test_a_shadow_of_a_quarter_filters_the_rides_by_ride_id() -> None:
+    sub = command(ship("shadow", SHADOW_SIXTEENTHS="4"), "gcloud", "pubsub", "subscriptions")
+
+    assert flag(sub, "message-filter").count("hasPrefix(attributes.ride_id") == 4
+
+
+def test_canary_promote_and_rollback_move_traffic_by_tag_and_the_alias_with_it() -> None:
+    tracking = {"MLFLOW_TRACKING_URI": "https://mlflow.example.com"}
+    canary, promote, rollback = (ship(s, **tracking) for s in ("canary", "promote", "rollback"))
+
+    assert flag(canary.commands[0], "to-tags") == "candidate=10"
+    assert flag(promote.commands[0], "to-tags") == "candidate=100"
+    assert command(promote, "gcloud", "pubsub", "subscriptions", "delete")[4] == (
+        "ride-data-shadow-sub"
+    )
+    assert "model_alias.py promote ride-duration" in promote.text
+    assert flag(rollback.commands[0], "to-tags") == "previous=100"
+    assert "model_alias.py rollback ride-duration" in rollback.text
+
+
+def test_compare_reads_the_live_topics() -> None:
+    plan = ship("compare")
+
+    assert "-m devstack.compare --project=demo-project" in plan.text
+    assert "--shadow-topic=ride-duration-shadow" in plan.text
+
+
+def test_an_unknown_step_is_refused_with_the_usage() -> None:
+    done = run_script(SHIP_MODEL, "--dry-run", "deploy", env=base_env(PROJECT_ID=PROJECT))
+
+    assert done.returncode == 2 and "Usage:" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_aliases_follow_candidate_promote_and_rollback(tmp_path) -> None:
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = base_env(MLFLOW_TRACKING_URI=tracking, PYTHONPATH=str(ROOT))
+
+    def alias(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "deploy" / "model_alias.py"), *args],
+            env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    subprocess.run([sys.executable, "-c", REGISTER, tracking], env=env, check=True, timeout=120)
+
+    assert alias("pin", "models:/ride-duration@production") == "models:/ride-duration/1"
+    assert alias("candidate", "models:/ride-duration/2") == "models:/ride-duration/2"
+    alias("promote", "ride-duration")
+    assert alias("pin", "models:/ride-duration@production") == "models:/ride-duration/2"
+    assert alias("pin", "models:/ride-duration@previous") == "models:/ride-duration/1"
+    alias("rollback", "ride-duration")
+    assert alias("pin", "models:/ride-duration@production") == "models:/ride-duration/1"
+
+
+# Two versions of a registered model, version 1 under `production`.
+REGISTER = """
+import sys
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+client.create_registered_model("ride-duration")
+for _ in range(2):
+    client.create_model_version("ride-duration", source="file:///nowhere")
+client.set_registered_model_alias("ride-duration", "production", "1")
+"""
