@@ -32,6 +32,10 @@ DEAD_LETTER_TOPIC="${DEAD_LETTER_TOPIC:-ride-data-dead-letter}"
 # The push subscription feeding the predictor and the one keeping dead letters for inspection.
 PUSH_SUBSCRIPTION="${PUSH_SUBSCRIPTION:-ride-data-push-sub}"
 DEAD_LETTER_SUBSCRIPTION="${DEAD_LETTER_SUBSCRIPTION:-ride-data-dead-letter-sub}"
+# A candidate model's shadow (deploy/ship_model.sh): its push subscription, and the topic its
+# answers go to, which no rider reads.
+SHADOW_SUBSCRIPTION="${SHADOW_SUBSCRIPTION:-ride-data-shadow-sub}"
+SHADOW_RESULTS_TOPIC="${SHADOW_RESULTS_TOPIC:-ride-duration-shadow}"
 # Pub/Sub waits this long for the predictor's answer before counting a failed delivery; the
 # same value is the predictor's Cloud Run request timeout (rollout_predictor.sh sets both). A push
 # that wakes the predictor from zero waits for the whole start-up: scheduling and image pull,

@@ -109,13 +109,14 @@ teardown_monitoring() {
 our_subscriptions() {
   local name topic base wanted
   wanted=" projects/$PROJECT_ID/topics/$RIDES_TOPIC projects/$PROJECT_ID/topics/$RESULTS_TOPIC"
-  wanted+=" projects/$PROJECT_ID/topics/$DEAD_LETTER_TOPIC "
+  wanted+=" projects/$PROJECT_ID/topics/$DEAD_LETTER_TOPIC"
+  wanted+=" projects/$PROJECT_ID/topics/$SHADOW_RESULTS_TOPIC "
   while IFS='|' read -r name topic; do
     [[ -n "$name" ]] || continue
     base="${name##*/}"
     if [[ "$wanted" == *" $topic "* ]] ||
       [[ "$topic" == _deleted-topic_ && ("$base" == "$RESULTS_TOPIC"-* ||
-        " $PUSH_SUBSCRIPTION $DEAD_LETTER_SUBSCRIPTION $RECORDER_SUBSCRIPTION " == *" $base "*) ]]; then
+        " $PUSH_SUBSCRIPTION $DEAD_LETTER_SUBSCRIPTION $RECORDER_SUBSCRIPTION $SHADOW_SUBSCRIPTION " == *" $base "*) ]]; then
       printf '%s\n' "$base"
     fi
   done < <(
@@ -125,8 +126,8 @@ our_subscriptions() {
 }
 
 teardown_pubsub() {
-  note "Pub/Sub: every subscription on the three topics (per-process results subscriptions" \
-    "included), then the topics"
+  note "Pub/Sub: every subscription on the three topics and a candidate's shadow topic" \
+    "(per-process results subscriptions and the shadow's included), then the topics"
   local sub topic
   if [[ "$DRY_RUN" == 1 ]]; then
     note "and every other subscription 'gcloud pubsub subscriptions list' shows on them"
@@ -139,7 +140,7 @@ teardown_pubsub() {
       printf '%s\n' "$PUSH_SUBSCRIPTION" "$DEAD_LETTER_SUBSCRIPTION" "$RECORDER_SUBSCRIPTION"
     fi
   )
-  for topic in "$RIDES_TOPIC" "$RESULTS_TOPIC" "$DEAD_LETTER_TOPIC"; do
+  for topic in "$RIDES_TOPIC" "$RESULTS_TOPIC" "$DEAD_LETTER_TOPIC" "$SHADOW_RESULTS_TOPIC"; do
     if present gcloud pubsub topics describe "$topic" --project="$PROJECT_ID"; then
       run gcloud pubsub topics delete "$topic" --project="$PROJECT_ID" --quiet
     fi

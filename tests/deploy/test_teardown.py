@@ -55,6 +55,7 @@ def test_the_plan_deletes_everything_setup_and_the_build_create(plan: Plan) -> N
         ("pubsub", "topics", "delete", "ride-data-push"),
         ("pubsub", "topics", "delete", "ride-duration-pull"),
         ("pubsub", "topics", "delete", "ride-data-dead-letter"),
+        ("pubsub", "topics", "delete", "ride-duration-shadow"),
         ("secrets", "delete", "mlflow-aws-access-key-id"),
         ("secrets", "delete", "mlflow-aws-secret-access-key"),
         *[("projects", "remove-iam-policy-binding", PROJECT)] * 6,
