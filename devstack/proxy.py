@@ -86,13 +86,16 @@ class TcpProxy:
         self.upstream, self._to = upstream, (host, int(port))
         self.delay_s, self.follow_streams = delay_s, follow_streams
         self._pairs: list[_Pair] = []
+        # The loop runs in a thread of its own from the start: the caller's thread may already run
+        # an event loop of its own (Playwright's sync API does), and a thread runs one at a time.
         self._loop = asyncio.new_event_loop()
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0)
-        )
+        self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+        ).result(10)
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.address = f"127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
 
     def __enter__(self) -> "TcpProxy":
         self.start()
@@ -102,7 +105,7 @@ class TcpProxy:
         self.stop()
 
     def start(self) -> None:
-        self._thread.start()
+        """Serving starts with the proxy; kept so that `with TcpProxy(...)` reads as it did."""
 
     def stop(self) -> None:
         async def close() -> None:

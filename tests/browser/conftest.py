@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Launch the system's Chromium once per session (Playwright's own download is not used)."""
+    """Launch the system's Chromium once per module (Playwright's own download is not used).
+
+    Not once per session: Playwright's sync API keeps an event loop running in the test's thread
+    while it is open, and a later test of the same worker may need to run one of its own there."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -49,6 +49,10 @@ def start_predictor(emulator: Emulator, model: TrainedModel, workdir: Path, **en
         "DEAD_LETTER_TOPIC": dead_letters,
         "MODEL_URI": str(model.folder),
         "PUSH_SERVICE_ACCOUNT": INVOKER,
+        # Deployed, spans go to Cloud Trace with the runtime's credentials; none exist here, so
+        # the local span file stands in.
+        "TRACE_EXPORTER": "local",
+        "TRACE_FILE": str(workdir / "spans.jsonl"),
     }
     return start_isolated(
         emulator,
