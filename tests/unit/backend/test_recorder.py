@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 from google.pubsub_v1 import PubsubMessage, ReceivedMessage
 
+from backend_service import pull_stream
 from backend_service import recorder as recorder_module
 from backend_service.pull_stream import _PullResponse
 from backend_service.recorder import Recorder
@@ -206,3 +207,27 @@ def nacked(call) -> list[tuple[str, int]]:
         ids, seconds = request.modify_deadline_ack_ids, request.modify_deadline_seconds
         pairs += zip(ids, seconds, strict=True)
     return pairs
+
+
+def test_a_wait_that_spanned_a_freeze_reopens_the_stream_with_no_request_to_do_it():
+    subscriber = FakeSubscriber()
+    channels: list[FakeStreamChannel] = []
+
+    def new_channel() -> FakeStreamChannel:
+        channels.append(subscriber.channel)
+        return subscriber.channel
+
+    recorder = Recorder(
+        subscriber.client, "projects/p/subscriptions/s", Store().record, channels=new_channel
+    )
+    recorder.start()
+    first = subscriber.channel.next_call()
+    wait_until(lambda: first.sent, WAIT_S, what="the opening request")
+
+    recorder._woke(pull_stream.FROZEN_AFTER_S + 1.0)  # as the heartbeat's wait returns late
+
+    second = subscriber.channel.next_call()
+    assert second is not first and len(channels) == 2  # on a new connection
+    wait_until(lambda: second.sent, WAIT_S, what="the reopened stream's opening request")
+    assert second.sent[0].client_id == first.sent[0].client_id
+    recorder.close()
