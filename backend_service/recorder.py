@@ -95,6 +95,9 @@ class Recorder(PullStream):
             ).start()
 
     def _on_message(self, message: Received) -> None:
+        if self._closing.is_set():
+            message.nack()  # the writer has stopped: back to Pub/Sub, for another instance
+            return
         try:
             result = decode_result(message.data)
         except ValueError as err:  # never readable: recording it later will not help
