@@ -49,7 +49,6 @@ def create_app(
         # Imported only here: a memory store needs neither Firestore's client nor the recorder.
         from .firestore_rides import FirestoreRides, SharedRides, client_from_env
         from .recorder import Recorder
-        from .recorder import make_subscriber as make_recorder_subscriber
 
         def connect() -> "firestore.Client":
             return client_from_env(config.project_id, config.firestore_database)
@@ -63,9 +62,10 @@ def create_app(
         )
         rides = SharedRides(firestore_rides, store)
         recorder = recorder or Recorder(
-            make_recorder_subscriber(),
+            make_subscriber(),
             f"projects/{config.project_id}/subscriptions/{config.recorder_subscription}",
             record=firestore_rides.complete_all,
+            channels=stream_channels(config.pubsub_emulator_host),
         )
     if publisher is None:
         publisher = RidePublisher(

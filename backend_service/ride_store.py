@@ -11,8 +11,10 @@ Where the backend keeps ride state, by module:
 | firestore_lean.py  | LeanWrites: the hot writes (a ride's create, results appended in    |
 |                    | batches) as plain-protobuf gRPC calls on the client's channel       |
 | recorder.py        | Recorder: writes every result to Firestore in batches, from one     |
-|                    | shared subscription                                                 |
+|                    | shared subscription, acking each once written                       |
 | listener.py        | ResultListener: this process's results stream, which wakes waits    |
+| pull_stream.py     | PullStream: the StreamingPull both read with, held by hand (acks    |
+|                    | and nacks on the stream, reopened after a failure or a freeze)      |
 
 With RIDE_STORE=memory, LocalRides is the whole store.
 

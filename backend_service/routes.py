@@ -273,6 +273,7 @@ def readyz() -> tuple[Response, int]:
         "store": store_problem is None,
     }
     if rt.recorder is not None:
+        rt.recorder.ensure_open()  # the same for the recorder's stream
         checks["recorder"] = rt.recorder.running
     ready = all(checks.values())
     body = {

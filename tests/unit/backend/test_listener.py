@@ -1,4 +1,4 @@
-"""backend_service.listener: the result listener and the client side of its StreamingPull."""
+"""backend_service.listener and pull_stream: the result listener and its StreamingPull."""
 
 import json
 import queue
@@ -12,7 +12,8 @@ import pytest
 from google.api_core.exceptions import ServiceUnavailable
 from google.pubsub_v1 import PubsubMessage, ReceivedMessage
 
-from backend_service import listener as stream
+from backend_service import pull_stream as stream
+from backend_service.listener import ResultListener
 from devstack.processes import wait_until
 from tests.kit.fakes import offline_listener, received_message
 from tests.kit.grpc_fakes import (
@@ -97,7 +98,7 @@ def test_an_idle_request_stream_sends_heartbeats(monkeypatch):
 
 @dataclass
 class Running:
-    listener: stream.ResultListener
+    listener: ResultListener
     channel: FakeStreamChannel
     client: FakeSubscriberClient
     results: list
@@ -109,7 +110,7 @@ def running(monkeypatch) -> Iterator[Callable[..., Running]]:
     monkeypatch.setattr(stream, "FATAL_RETRY_S", 0.05)
     monkeypatch.setattr(stream, "RESUBSCRIBE_BACKOFF_S", (0.01,))
     monkeypatch.setattr(stream, "ACCEPT_GRACE_S", 0.05)
-    started: list[stream.ResultListener] = []
+    started: list[ResultListener] = []
 
     def start(get_error: Exception | None = None, stall_first: bool = False) -> Running:
         channel = FakeStreamChannel()
@@ -117,7 +118,7 @@ def running(monkeypatch) -> Iterator[Callable[..., Running]]:
         client = FakeSubscriberClient(channel)
         client.get_error = get_error
         results: list = []
-        listener = stream.ResultListener(
+        listener = ResultListener(
             client, "p", "results", on_result=lambda *r: results.append(r), ttl_s=86400,
             reply_to="me", channels=lambda: channel,
         )  # fmt: skip
