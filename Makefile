@@ -29,9 +29,11 @@ run: install
 trace: install
 	$(PY) -m devstack.timeline $(RIDE)
 
-TEST_WORKERS ?= auto
+# Four workers whatever the cores: most of the suite waits on emulators and service processes,
+# so two workers leave two cores half idle, and each worker starts emulators of its own.
+TEST_WORKERS ?= 4
 ## The whole test suite: unit, contract and integration (emulator tests skip where it is absent),
-## one pytest-xdist worker a core, a test file to a worker; the full-length drills are `make faults`.
+## on TEST_WORKERS pytest-xdist workers, a test file to a worker; the full drills are `make faults`.
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 

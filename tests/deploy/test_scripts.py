@@ -13,6 +13,8 @@ from tests.kit.deploy_scripts import ROOT, SETUP, base_env, config_defaults, dry
 DERIVED = {"BACKEND_SA", "PREDICTOR_SA", "PUSH_INVOKER_SA", "DEPLOYER_SA", "BUILD_SOURCE_BUCKET"}
 # Used by rollout_predictor.sh only, not by setup.sh.
 ROLLOUT_ONLY = {"BACKEND_SERVICE", "PREDICTOR_SERVICE"}
+# Made by ship_model.sh for a candidate model, removed by teardown.sh; setup.sh has no use for them.
+SHIP_MODEL_ONLY = {"SHADOW_SUBSCRIPTION", "SHADOW_RESULTS_TOPIC"}
 
 
 def test_shellcheck_finds_nothing() -> None:
@@ -31,7 +33,14 @@ def test_shellcheck_finds_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", sorted(set(config_defaults(PROJECT_ID="p")) - DERIVED - ROLLOUT_ONLY - {"PROJECT_ID"})
+    "name",
+    sorted(
+        set(config_defaults(PROJECT_ID="p"))
+        - DERIVED
+        - ROLLOUT_ONLY
+        - SHIP_MODEL_ONLY
+        - {"PROJECT_ID"}
+    ),
 )
 def test_each_setting_is_overridden_by_the_environment(name: str) -> None:
     value = "7777" if config_defaults(PROJECT_ID="p")[name].isdigit() else "override-xyz"

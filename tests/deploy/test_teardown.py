@@ -275,3 +275,15 @@ def test_monitoring_deletes_the_policies_and_dashboard_it_finds_by_name(fake: Fa
     assert {a for argv in lists for a in argv if a.startswith("--filter=")} == {
         f'--filter=displayName="{name}"' for name in ALERTS
     }
+
+
+def test_the_shadow_topic_named_in_the_environment_is_the_one_deleted() -> None:
+    plan = dry_run(
+        TEARDOWN,
+        "--only",
+        "pubsub",
+        env=base_env(PROJECT_ID=PROJECT, SHADOW_RESULTS_TOPIC="cand-x"),
+    )
+
+    assert ("pubsub", "topics", "delete", "cand-x") in deleted(plan)
+    assert ("pubsub", "topics", "delete", "ride-duration-shadow") not in deleted(plan)
