@@ -35,7 +35,7 @@ TEST_WORKERS ?= 4
 ## The whole test suite: unit, contract and integration (emulator tests skip where it is absent),
 ## on TEST_WORKERS pytest-xdist workers, a test file to a worker; the full drills are `make faults`.
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## Unit and contract tests only: no emulator, no processes.
 test-fast: install

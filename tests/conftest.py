@@ -96,7 +96,6 @@ def make_stack(
         stack.stop()
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the full-length drills to `make faults` unless -m asks for them; refuse a run where
     two tests share an id (pytest-xdist would run one of them only)."""
@@ -109,9 +108,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drills:
         config.hook.pytest_deselected(items=drills)
         items[:] = [item for item in items if not item.get_closest_marker("drill")]
-    # `make test` schedules by group (--dist loadgroup): a file's tests go to one worker, sharing
-    # its module fixtures, except in a file marked spread, whose long tests go one by one.
-    for item in items:
-        spread = item.get_closest_marker("spread")
-        group = item.nodeid if spread else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))

@@ -4,8 +4,7 @@ import pytest
 
 from faults import suite
 
-# Each drill takes a minute or more: spread over the workers rather than run one after another.
-pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.spread, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(240)]
 
 # The drills marked DRILL run at full length in `make faults` only: every step of each is covered
 # in `make test` by a shorter test (docs/reliability.md names them). The others run in both.
