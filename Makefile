@@ -37,9 +37,9 @@ TEST_WORKERS ?= 4
 test: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-## Unit and contract tests only: no emulator, no processes.
+## The tests that take milliseconds: no emulator, no training, no service process; under a minute.
 test-fast: install
-	$(PY) -m pytest -m "not emulator and not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not emulator and not slow"
 
 ## ruff, ruff format --check and mypy on the product packages.
 lint: install

@@ -14,6 +14,9 @@ from predictor_service.features import prepare_features
 from predictor_service.model import load_model
 from tests.kit.s3 import AWS_ENV, BUCKET, s3_client
 
+# Seconds, not milliseconds: trains the model, starts moto and a predictor.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def s3_registry(s3_endpoint, trained_model, tmp_path, monkeypatch):

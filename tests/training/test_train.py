@@ -2,11 +2,15 @@
 
 from datetime import datetime
 
+import pytest
 from mlflow import MlflowClient
 
 from backend_service.coarse import CoarseEstimator
 from predictor_service.features import prepare_features
 from predictor_service.model import load_model
+
+# Seconds, not milliseconds: trains the model on the TLC data.
+pytestmark = pytest.mark.slow
 
 COURSE_BASELINE_RMSE = 7.76  # LinearRegression on PU_DO + trip_distance, same split
 
