@@ -124,7 +124,7 @@ def cases(
 def _s3_case(name: str, store: S3Model | None, tracking_url: str) -> Case:
     assert store is not None, "the S3 cases need the bench's S3 store"
     if name == "native-s3":
-        # As a deploy pins it: the version's s3:// folder, copied with boto3 alone.
+        # As a deploy pins it: the version's s3:// folder, copied with botocore alone.
         return Case(
             name, "project LightGBM booster, pinned s3:// folder (no MLflow)", True, False,
             {"MODEL_URI": store.folder_uri, "MODEL_VERSION": store.version, **store.env},

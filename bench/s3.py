@@ -1,6 +1,6 @@
 """The bench model in an S3 folder on moto's S3 server: the store a deployed predictor reads.
 
-Two ways to the same folder: its s3:// URI, as a deploy pins it (copied with boto3 alone), and a
+Two ways to the same folder: its s3:// URI, as a deploy pins it (copied with botocore alone), and a
 registry version whose source it is (`models:/ride-duration-s3@production`, copied by MLflow).
 """
 

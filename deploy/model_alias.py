@@ -25,7 +25,7 @@ from typing import Any
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/")
 CANDIDATE, PRODUCTION, PREVIOUS = "candidate", "production", "previous"
-# Where the predictor copies a folder with boto3 alone (predictor_service/fetch.py).
+# Where the predictor copies a folder with botocore alone (predictor_service/fetch.py).
 LEAN_SCHEMES = ("s3://",)
 
 

@@ -1,10 +1,11 @@
 """Download a model folder in a child process that then exits, with or without MLflow.
 
 `python predictor_service/fetch.py URI DEST` prints one JSON line, `{"folder", "version"}`.
-An `s3://` folder (what a deploy pins a registry version to) is copied with boto3 alone: no
-MLflow import, the lean start. Any other remote URI (`models:/`, `runs:/`, ...) goes through
-MLflow's client, which resolves an alias to its version first. Either way boto3 (and MLflow,
-SQLAlchemy, ...) stays in the child: the worker that serves the model reads a local folder.
+An `s3://` folder (what a deploy pins a registry version to) is copied with botocore (boto3's
+core) alone: no MLflow import, the lean start. Any other remote URI (`models:/`, `runs:/`, ...)
+goes through MLflow's client, which resolves an alias to its version first. Either way botocore
+(and MLflow, SQLAlchemy, ...) stays in the child: the worker that serves the model reads a local
+folder.
 Run by path, not with -m: -m would import the predictor package (Flask, gRPC, numpy) first.
 This file imports nothing from the package for the same reason.
 """
@@ -25,6 +26,7 @@ TIMEOUT_S = 240.0
 ERROR_CHARS = 1500
 # Objects of a model folder fetched at once: each is a round trip, and a folder holds about ten.
 S3_PARALLEL = 8
+COPY_CHUNK_BYTES = 1 << 20
 
 
 class FetchError(RuntimeError):
@@ -65,18 +67,20 @@ def pin(uri: str) -> tuple[str, str | None]:
 
 
 def s3_client() -> Any:
-    """A boto3 S3 client set up as MLflow sets up its own, from the same environment variables.
+    """An S3 client set up as MLflow sets up its own, from the same environment variables.
 
     MLFLOW_S3_ENDPOINT_URL (a store that is not AWS), MLFLOW_S3_IGNORE_TLS and
-    MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE; the keys and region through boto3's own chain
+    MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE; the keys and region through boto's own chain
     (AWS_ACCESS_KEY_ID, ... from --set-secrets or resolved Secret Manager references).
+    botocore's client, which boto3 wraps: boto3's own import adds s3transfer, which a folder of
+    small files does not need.
     """
-    import boto3
+    import botocore.session
     from botocore.config import Config
 
     ignore_tls = os.environ.get("MLFLOW_S3_IGNORE_TLS", "").strip().lower() in ("1", "true")
     style = os.environ.get("MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE", "auto")
-    return boto3.client(
+    return botocore.session.get_session().create_client(
         "s3",
         config=Config(signature_version="s3v4", s3={"addressing_style": style}),
         endpoint_url=os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None,
@@ -107,9 +111,15 @@ def download_s3_folder(uri: str, dest: Path, client: Any = None) -> Path:
         raise FileNotFoundError(f"no objects under {uri}")
     for _, path in keys:
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    def copy(key_path: tuple[str, Path]) -> None:
+        body = client.get_object(Bucket=bucket, Key=key_path[0])["Body"]
+        with key_path[1].open("wb") as file:
+            for chunk in body.iter_chunks(COPY_CHUNK_BYTES):
+                file.write(chunk)
+
     with ThreadPoolExecutor(max_workers=S3_PARALLEL) as pool:
-        # list() re-raises the first failure
-        list(pool.map(lambda kp: client.download_file(bucket, kp[0], str(kp[1])), keys))
+        list(pool.map(copy, keys))  # list() re-raises the first failure
     return dest
 
 

@@ -1,4 +1,4 @@
-"""A revision's pinned model: a registry version's s3:// folder, copied with boto3 alone (no
+"""A revision's pinned model: a registry version's s3:// folder, copied with botocore alone (no
 MLflow import anywhere on the start path) and served under the version the revision was made
 with. The folder is the real trained MLflow model, on moto's S3 server.
 """
@@ -66,7 +66,7 @@ def test_the_download_child_copies_the_folder_without_importing_mlflow(
         for line in done.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "boto3" in imported
+    assert "botocore" in imported
     assert sorted(name for name in imported if name.split(".")[0] == "mlflow") == []
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["version"] is None  # the folder names no version: the revision's pin does
