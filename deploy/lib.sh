@@ -77,3 +77,11 @@ query() {
   fi
   "$@" 2>/dev/null
 }
+
+# Print the value of NAME in TEXT's NAME=value lines (deploy/model_alias.py pin's output).
+line_value() {
+  local line
+  while IFS= read -r line; do
+    if [[ "$line" == "$1="* ]]; then printf '%s\n' "${line#"$1="}"; fi
+  done <<<"$2"
+}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Deploy the predictor and point the push subscription at it. cloudbuild.yaml runs this with its
 # substitutions in the environment: first with --check, which validates everything the deploy
-# needs (deploy/predictor_checks.sh) and changes nothing, then without, to deploy. --dry-run
-# prints the commands instead of running them.
-# Usage: IMAGE=... MODEL_URI=... deploy/rollout_predictor.sh [--check] [--dry-run]
+# needs (deploy/predictor_checks.sh) and changes nothing, then without, to deploy the model that
+# deploy/pin_model.sh pinned (--model-pin=FILE). --dry-run prints the commands instead.
+# Usage: IMAGE=... MODEL_URI=... deploy/rollout_predictor.sh [--check] [--model-pin=FILE] [--dry-run]
 #
 # A script rather than a plain `gcloud run deploy` step because optional settings must be left
 # out when empty (an empty MLFLOW_S3_ENDPOINT_URL makes boto3 fail), because the URL that the
@@ -13,10 +13,12 @@ set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CHECK_ONLY=0
+MODEL_PIN=""
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
     --check) CHECK_ONLY=1 ;;
+    --model-pin=?*) MODEL_PIN="${arg#--model-pin=}" ;;
     *) sed -n '6s/^# //p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +32,16 @@ source "$DEPLOY_DIR/predictor_checks.sh"
 : "${IMAGE:?IMAGE is the predictor image to deploy}"
 : "${MODEL_URI:?MODEL_URI says which model the predictor loads}"
 MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-}"
+# The version the revision is made with (name/N or run:ID), which its results carry; the pin
+# sets it with MODEL_URI.
+MODEL_VERSION="${MODEL_VERSION:-}"
+if [[ -n "$MODEL_PIN" ]]; then
+  [[ -f "$MODEL_PIN" ]] || die "no model pin at $MODEL_PIN: deploy/pin_model.sh writes it"
+  pin="$(cat "$MODEL_PIN")"
+  MODEL_URI="$(line_value MODEL_URI "$pin")"
+  MODEL_VERSION="$(line_value MODEL_VERSION "$pin")"
+  [[ -n "$MODEL_URI" ]] || die "$MODEL_PIN names no MODEL_URI"
+fi
 # What a model without a signature takes (course, ride or features); empty: its signature says.
 MODEL_INPUT="${MODEL_INPUT:-}"
 MLFLOW_S3_ENDPOINT_URL="${MLFLOW_S3_ENDPOINT_URL:-}"
@@ -52,6 +64,11 @@ if ((CHECK_ONLY)); then
   note "the predictor's deploy has everything it needs"
   exit 0
 fi
+# Every instance of a revision serves the same version: an alias in the revision would be
+# resolved again by each instance that starts, and would follow the alias when it moves.
+if [[ "$MODEL_URI" == models:*@* ]]; then
+  die "MODEL_URI=$MODEL_URI is an alias: pin it first (deploy/pin_model.sh FILE, then --model-pin=FILE)"
+fi
 
 service_url() {
   query gcloud run services describe "$PREDICTOR_SERVICE" --region="$REGION" \
@@ -71,6 +88,7 @@ env_vars=(
 )
 [[ -z "$MLFLOW_TRACKING_URI" ]] || env_vars+=("MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI")
 [[ -z "$MODEL_INPUT" ]] || env_vars+=("MODEL_INPUT=$MODEL_INPUT")
+[[ -z "$MODEL_VERSION" ]] || env_vars+=("MODEL_VERSION=$MODEL_VERSION")
 [[ -z "$MLFLOW_S3_ENDPOINT_URL" ]] || env_vars+=("MLFLOW_S3_ENDPOINT_URL=$MLFLOW_S3_ENDPOINT_URL")
 # The service is private: Cloud Run's IAM front door checks each push token's signature and
 # forwards it with the signature removed, so the predictor checks the claims only. The mode

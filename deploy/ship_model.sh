@@ -3,7 +3,9 @@
 # Usage: deploy/ship_model.sh [--dry-run] candidate|shadow|compare|canary|promote|rollback
 #
 #   candidate  IMAGE=... MODEL_URI=... : a tagged predictor revision that takes no rider traffic;
-#              a registry alias is resolved to its version now, and the revision serves that.
+#              a registry alias is resolved to its version now, and the revision serves that
+#              version's folder (MODEL_URI=s3://..., MODEL_VERSION=name/N). Refused while a
+#              canary splits the riders' traffic.
 #   shadow     the candidate's own push subscription on the rides topic, to its tag URL; its
 #              answers go to SHADOW_RESULTS_TOPIC, which no rider reads (SHADOW_SIXTEENTHS=8:
 #              half the rides, chosen by ride id).
@@ -55,6 +57,19 @@ alias_step() {
   MLFLOW_TRACKING_URI="$MLFLOW_TRACKING_URI" "$PYTHON" "$DEPLOY_DIR/model_alias.py" "$@"
 }
 
+# MODEL_URI=... and MODEL_VERSION=... lines: what a revision made now loads, and its version
+# (deploy/model_alias.py). Moves the candidate alias with `candidate`; a read of the registry
+# otherwise, made in a dry run too, so that the plan shows the folder and version.
+pin_model() {
+  local command="$1"
+  if [[ "$command" == candidate && ( -z "$MLFLOW_TRACKING_URI" || "$DRY_RUN" == 1 ) ]]; then
+    alias_step candidate "$MODEL_URI" >&2
+    command=pin
+  fi
+  MLFLOW_TRACKING_URI="$MLFLOW_TRACKING_URI" "$PYTHON" "$DEPLOY_DIR/model_alias.py" \
+    "$command" "$MODEL_URI" || die "cannot pin $MODEL_URI"
+}
+
 service_url() {
   local url
   url="$(query gcloud run services describe "$PREDICTOR_SERVICE" "${RUN_ARGS[@]}" \
@@ -68,25 +83,30 @@ case "$STEP" in
   candidate)
     : "${IMAGE:?IMAGE is the predictor image the candidate runs (the serving one will do)}"
     : "${MODEL_URI:?MODEL_URI is the candidate model: models:/name/N, models:/name@alias, runs:/...}"
-    pinned="$MODEL_URI"
-    if [[ -n "$MLFLOW_TRACKING_URI" && "$DRY_RUN" != 1 ]]; then
-      pinned="$(alias_step candidate "$MODEL_URI")"
+    pin="$(pin_model candidate)"
+    pinned="$(line_value MODEL_URI "$pin")"
+    version="$(line_value MODEL_VERSION "$pin")"
+    [[ -n "$pinned" ]] || die "cannot pin $MODEL_URI"
+    # The revision holding the riders' traffic (deploy/serving_revision.py): refused while a
+    # canary splits it, when no single revision is production.
+    service="$(query gcloud run services describe "$PREDICTOR_SERVICE" "${RUN_ARGS[@]}" \
+      --format=json || true)"
+    if [[ "$DRY_RUN" == 1 ]]; then
+      serving="SERVING_REVISION"
     else
-      alias_step candidate "$MODEL_URI"
+      serving="$(printf '%s' "$service" | "$PYTHON" "$DEPLOY_DIR/serving_revision.py")" ||
+        die "cannot tell the revision serving $PREDICTOR_SERVICE"
     fi
-    serving="$(query gcloud run services describe "$PREDICTOR_SERVICE" "${RUN_ARGS[@]}" \
-      --format='value(status.traffic[0].revisionName)' || true)"
-    [[ "$DRY_RUN" != 1 ]] || serving="SERVING_REVISION"
-    [[ -n "$serving" ]] || die "cannot read the revision serving $PREDICTOR_SERVICE"
     note "tag the revision serving now, $serving, as $PREVIOUS_TAG: rollback returns to it"
     run gcloud run services update-traffic "$PREDICTOR_SERVICE" "${RUN_ARGS[@]}" \
       --update-tags="$PREVIOUS_TAG=$serving"
-    note "deploy $pinned (an alias is pinned to its version when run) as revision tag $CANDIDATE_TAG, with no rider traffic"
-    # --update-env-vars keeps every other setting of the serving revision; the shadow settings
-    # only tell this revision's shadow pushes apart, riders' pushes are answered as always.
+    note "deploy $pinned (version ${version:-named by its MLmodel}) as revision tag $CANDIDATE_TAG, with no rider traffic"
+    # --update-env-vars keeps every other setting of the serving revision, so MODEL_VERSION is
+    # always set, empty when the folder's MLmodel names the version. The shadow settings only
+    # tell this revision's shadow pushes apart; riders' pushes are answered as always.
     run gcloud run deploy "$PREDICTOR_SERVICE" --image="$IMAGE" "${RUN_ARGS[@]}" \
       --no-traffic --tag="$CANDIDATE_TAG" \
-      --update-env-vars="^|^MODEL_URI=$pinned|SHADOW_SUBSCRIPTION=$SHADOW_SUBSCRIPTION|SHADOW_RESULTS_TOPIC=$SHADOW_RESULTS_TOPIC"
+      --update-env-vars="^|^MODEL_URI=$pinned|MODEL_VERSION=$version|SHADOW_SUBSCRIPTION=$SHADOW_SUBSCRIPTION|SHADOW_RESULTS_TOPIC=$SHADOW_RESULTS_TOPIC"
     ;;
   shadow)
     url="$(service_url)"

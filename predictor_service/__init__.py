@@ -32,12 +32,12 @@ def create_app(
     config = config or Config.from_env(os.environ)
     configure_logging(config.log_level, config.project_id)
     if model is None:
-        # boto3, inside MLflow in the download's child process, reads the AWS keys from the
-        # environment it inherits: resolve any Secret Manager references to them first.
+        # boto3, in the download's child process, reads the AWS keys from the environment it
+        # inherits: resolve any Secret Manager references to them first.
         # A bad reference stops the start-up.
         os.environ.update(resolve_secret_refs(os.environ))
         try:
-            model = load_model(config.model_uri, config.model_input)
+            model = load_model(config.model_uri, config.model_input, config.model_version)
         except ModelLoadError as err:
             log.critical("refusing to start: %s", err, extra={"model_uri": config.model_uri})
             raise

@@ -24,6 +24,9 @@ class Config:
     model_uri: str
     # The inputs of a model without a signature: one of MODEL_INPUTS; None when unset.
     model_input: str | None = None
+    # The version the revision was made with (MODEL_VERSION, `name/N` or `run:<id>`, pinned by
+    # the deploy): results carry it, and a MODEL_URI resolving to another version is refused.
+    model_version: str | None = None
     results_topic: str = "ride-duration-pull"
     dead_letter_topic: str = "ride-data-dead-letter"
     publish_timeout_s: float = 5.0
@@ -64,6 +67,7 @@ class Config:
             project_id=env.required("PROJECT_ID"),
             model_uri=model_uri,
             model_input=_model_input(env),
+            model_version=env.text("MODEL_VERSION") or None,
             results_topic=results_topic,
             dead_letter_topic=dead_letter_topic,
             **env.publisher(cls),

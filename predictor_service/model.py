@@ -4,6 +4,8 @@ The model's own MLmodel file chooses how it is served: the project's LightGBM bo
 `lightgbm` flavor holding a Booster's text file, its features ours) through LightGBM's C API
 (native.py), anything else through mlflow.pyfunc (pyfunc.py), imported only then. A remote URI is
 downloaded by a child process (fetch.py), so this process never imports MLflow for the booster.
+A revision made by a deploy names its version (MODEL_VERSION, pinned when the revision was made):
+results carry it, and a URI that resolves to another version is refused rather than served.
 """
 
 import logging
@@ -28,7 +30,7 @@ from .features import (
     local_time,
     prepare_features,
 )
-from .fetch import fetch_in_child
+from .fetch import fetch_in_child, named_version
 from .native import NativeBooster
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,19 @@ class LoadedModel:
         return round(float(self.predict(features)[0]), 2)
 
 
-def load_model(uri: str, model_input: str | None = None) -> ServingModel:
+def load_model(
+    uri: str, model_input: str | None = None, pinned_version: str | None = None
+) -> ServingModel:
     """Resolve `uri` to a model folder, load and check it; raise ModelLoadError if anything fails.
 
     `model_input` (MODEL_INPUT) names the inputs of a pyfunc model that has no signature.
+    `pinned_version` (MODEL_VERSION) is the version the revision was made with: the one results
+    carry, and the only one `uri` may resolve to.
     """
     try:
+        if pinned_version:
+            # before any download: a URI that names another version can never be served
+            _check_version(uri, named_version(uri), pinned_version)
         local = _local_path(uri)
         version = None
         if local is None:
@@ -87,6 +96,10 @@ def load_model(uri: str, model_input: str | None = None) -> ServingModel:
             local, version = fetch_in_child(uri, Path(tempfile.mkdtemp(prefix="model-")))
             seconds = round(time.monotonic() - started, 3)
             log.info("downloaded model artifacts", extra={"model_uri": uri, "seconds": seconds})
+        if pinned_version:
+            _check_version(uri, version, pinned_version)  # an alias, as the download resolved it
+            _check_run(local, pinned_version)
+            version = pinned_version
         model = _load_folder(local, version, model_input)
         check(model)
         return model
@@ -109,6 +122,32 @@ def check(model: ServingModel) -> None:
     log.info("start-up prediction", extra={"minutes": minutes, "model_version": model.version})
 
 
+def _check_version(uri: str, resolved: str | None, pinned: str) -> None:
+    """Refuse a URI that resolves to another version than the revision was made with."""
+    if resolved is not None and resolved != pinned:
+        raise ModelLoadError(
+            f"{uri!r} resolves to {resolved}, but this revision was made with MODEL_VERSION="
+            f"{pinned}: refusing to serve another version (deploy a new revision to change it)"
+        )
+
+
+def _check_run(folder: Path, pinned: str) -> None:
+    """Refuse a folder logged by another run than the one MODEL_VERSION=run:<id> names."""
+    run_id = _mlmodel(folder).get("run_id") if pinned.startswith("run:") else None
+    if run_id and f"run:{run_id}" != pinned:
+        raise ModelLoadError(
+            f"{folder} holds the model of run {run_id}, but this revision was made with "
+            f"MODEL_VERSION={pinned}: refusing to serve another version"
+        )
+
+
+def _mlmodel(folder: Path) -> dict[str, Any]:
+    mlmodel_path = folder / "MLmodel"
+    if not mlmodel_path.is_file():
+        raise ModelLoadError(f"{folder} is not an MLflow model folder (no MLmodel file)")
+    return yaml.safe_load(mlmodel_path.read_text()) or {}
+
+
 def _local_path(uri: str) -> Path | None:
     if uri.startswith("file://"):
         return Path(uri.removeprefix("file://"))
@@ -118,10 +157,7 @@ def _local_path(uri: str) -> Path | None:
 
 
 def _load_folder(folder: Path, version: str | None, model_input: str | None) -> ServingModel:
-    mlmodel_path = folder / "MLmodel"
-    if not mlmodel_path.is_file():
-        raise ModelLoadError(f"{folder} is not an MLflow model folder (no MLmodel file)")
-    mlmodel = yaml.safe_load(mlmodel_path.read_text())
+    mlmodel = _mlmodel(folder)
     version = version or _version(mlmodel)
     native = _native(folder, mlmodel, version)
     if native is not None:

@@ -104,19 +104,20 @@ def test_names_match_deploy_config_defaults() -> None:
     }
 
 
-def test_check_and_both_builds_start_at_once() -> None:
+def test_check_pin_and_both_builds_start_at_once() -> None:
     config = cloudbuild.load()
 
-    for step_id in ("check", "build-backend", "build-predictor"):
+    for step_id in ("check", "pin-model", "build-backend", "build-predictor"):
         assert cloudbuild.step(config, step_id)["waitFor"] == ["-"]
 
 
-def test_neither_service_deploys_before_the_check_and_both_images() -> None:
+def test_neither_service_deploys_before_the_check_the_pin_and_both_images() -> None:
     config = cloudbuild.load()
 
     for step_id in ("deploy-backend", "deploy-predictor"):
         assert cloudbuild.step(config, step_id)["waitFor"] == [
             "check",
+            "pin-model",
             "push-backend",
             "push-predictor",
         ]
@@ -127,8 +128,19 @@ def test_check_runs_the_predictor_rollout_in_check_mode_with_its_environment() -
     check, deploy = cloudbuild.step(config, "check"), cloudbuild.step(config, "deploy-predictor")
 
     assert check["args"] == ["deploy/rollout_predictor.sh", "--check"]
-    assert deploy["args"] == ["deploy/rollout_predictor.sh"]
+    assert deploy["args"][0] == "deploy/rollout_predictor.sh"
     assert check["env"] == deploy["env"]
+
+
+def test_the_predictor_deploys_the_model_the_pin_step_wrote() -> None:
+    config = cloudbuild.load()
+    pin, deploy = cloudbuild.step(config, "pin-model"), cloudbuild.step(config, "deploy-predictor")
+
+    assert pin["args"] == ["deploy/pin_model.sh", "model-pin.env"]
+    assert deploy["args"][1:] == ["--model-pin=model-pin.env"]
+    assert {"MODEL_URI=${_MODEL_URI}", "MLFLOW_TRACKING_URI=${_MLFLOW_TRACKING_URI}"} <= set(
+        pin["env"]
+    )
 
 
 def test_images_are_tagged_with_the_commit_by_default() -> None:

@@ -51,7 +51,8 @@ def build_run_calls(tmp_path: Path) -> list[list[str]]:
         fake = FakeGcloud.install(tmp_path / name)
         url = (["run", "services", "describe"], "https://ride-predictor-x.a.run.app", 0)
         fake.answer([*rules, url, (["secrets", "versions", "describe"], "ENABLED", 0)])
-        assert run_script(ROLLOUT, env=fake.env() | env).returncode == 0
+        args = cloudbuild.predictor_deploy_args(tmp_path / name)
+        assert run_script(ROLLOUT, *args, env=fake.env() | env).returncode == 0
         calls += fake.argvs()
     return [argv for argv in calls if argv[0] == "run"]
 

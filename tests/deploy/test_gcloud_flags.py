@@ -104,7 +104,8 @@ def rollout_calls(tmp_path: Path, **substitutions: str) -> list[list[str]]:
     )
     env = fake.env() | cloudbuild.predictor_step_env(**substitutions)
     assert run_script(ROLLOUT, "--check", env=env).returncode == 0
-    assert run_script(ROLLOUT, env=env).returncode == 0
+    args = cloudbuild.predictor_deploy_args(tmp_path)
+    assert run_script(ROLLOUT, *args, env=env).returncode == 0
     return fake.argvs()
 
 

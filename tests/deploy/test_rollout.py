@@ -32,9 +32,15 @@ def with_tracking(**overrides: str) -> dict[str, str]:
     return step_env(_MLFLOW_TRACKING_URI="https://mlflow.example.com", **overrides)
 
 
+def deploy_args(folder: Path, **pin: str) -> list[str]:
+    """The deploy step's arguments, its model pinned as the pin-model step would (or `pin`)."""
+    return cloudbuild.predictor_deploy_args(folder, **pin)
+
+
 @pytest.fixture(scope="module")
-def plan() -> Plan:
-    return dry_run(ROLLOUT, env=base_env() | with_tracking())
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    args = deploy_args(tmp_path_factory.mktemp("pin"))
+    return dry_run(ROLLOUT, *args, env=base_env() | with_tracking())
 
 
 def test_predictor_is_private_and_runs_as_its_own_account(plan: Plan) -> None:
@@ -50,7 +56,10 @@ def test_every_deploy_pins_the_invoker_check_and_internal_ingress(tmp_path: Path
     fake = FakeGcloud.install(tmp_path)
     fake.answer([(["run", "services", "describe"], URL, 0), SECRETS_ENABLED])
 
-    assert run_script(ROLLOUT, env=fake.env() | with_tracking()).returncode == 0
+    assert (
+        run_script(ROLLOUT, *deploy_args(tmp_path), env=fake.env() | with_tracking()).returncode
+        == 0
+    )
 
     deploys = [argv for argv in fake.argvs() if argv[:2] == ["run", "deploy"]]
     assert deploys and all("--invoker-iam-check" in argv for argv in deploys)
@@ -81,12 +90,14 @@ def test_traffic_waits_for_the_model_behind_readyz(plan: Plan) -> None:
     assert "--cpu-boost" in deploy
 
 
-def test_model_and_topics_come_from_substitutions() -> None:
-    plan = dry_run(ROLLOUT, env=base_env() | with_tracking(_MODEL_URI="runs:/abc/model"))
+def test_model_and_topics_come_from_substitutions_and_the_pin(tmp_path: Path) -> None:
+    args = deploy_args(tmp_path, MODEL_URI="runs:/abc/model", MODEL_VERSION="run:abc")
+    plan = dry_run(ROLLOUT, *args, env=base_env() | with_tracking(_MODEL_URI="runs:/abc/model"))
 
     assert env_vars(command(plan, "gcloud", "run", "deploy")) == {
         "PROJECT_ID": PROJECT,
         "MODEL_URI": "runs:/abc/model",
+        "MODEL_VERSION": "run:abc",
         "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
         "RESULTS_TOPIC": "ride-duration-pull",
         "DEAD_LETTER_TOPIC": "ride-data-dead-letter",
@@ -97,9 +108,9 @@ def test_model_and_topics_come_from_substitutions() -> None:
     }
 
 
-def test_s3_endpoint_is_set_only_when_given() -> None:
+def test_s3_endpoint_is_set_only_when_given(tmp_path: Path) -> None:
     minio = with_tracking(_MLFLOW_S3_ENDPOINT_URL="http://minio.internal:9000")
-    plan = dry_run(ROLLOUT, env=base_env() | minio)
+    plan = dry_run(ROLLOUT, *deploy_args(tmp_path), env=base_env() | minio)
 
     assert env_vars(command(plan, "gcloud", "run", "deploy"))["MLFLOW_S3_ENDPOINT_URL"] == (
         "http://minio.internal:9000"
@@ -150,7 +161,7 @@ def test_first_deploy_gives_the_new_url_to_the_app_and_the_push_subscription(
         ]
     )
 
-    done = run_script(ROLLOUT, env=fake.env() | with_tracking())
+    done = run_script(ROLLOUT, *deploy_args(tmp_path), env=fake.env() | with_tracking())
 
     assert done.returncode == 0, done.stderr
     update, _grant, push = fake.argvs()[-3:]
@@ -168,7 +179,7 @@ def test_later_deploys_set_the_audience_in_the_same_revision(tmp_path: Path) -> 
     fake = FakeGcloud.install(tmp_path)
     fake.answer([(["run", "services", "describe"], URL, 0), SECRETS_ENABLED])
 
-    done = run_script(ROLLOUT, env=fake.env() | with_tracking())
+    done = run_script(ROLLOUT, *deploy_args(tmp_path), env=fake.env() | with_tracking())
 
     assert done.returncode == 0, done.stderr
     deploy = next(argv for argv in fake.argvs() if argv[:2] == ["run", "deploy"])
@@ -177,8 +188,33 @@ def test_later_deploys_set_the_audience_in_the_same_revision(tmp_path: Path) -> 
     assert not [argv for argv in fake.argvs() if argv[:3] == ["run", "services", "update"]]
 
 
-def test_the_predictor_exports_spans_sampled_as_the_build_says() -> None:
-    plan = dry_run(ROLLOUT, env=base_env() | with_tracking(_TRACE_SAMPLE_RATIO="0.5"))
+def test_the_predictor_exports_spans_sampled_as_the_build_says(tmp_path: Path) -> None:
+    env = base_env() | with_tracking(_TRACE_SAMPLE_RATIO="0.5")
+    plan = dry_run(ROLLOUT, *deploy_args(tmp_path), env=env)
 
     env = env_vars(command(plan, "gcloud", "run", "deploy"))
     assert (env["TRACE_EXPORTER"], env["TRACE_SAMPLE_RATIO"]) == ("cloud", "0.5")
+
+
+def test_the_revision_serves_the_pinned_folder_and_version(plan: Plan) -> None:
+    deployed = env_vars(command(plan, "gcloud", "run", "deploy"))
+
+    assert {k: deployed[k] for k in ("MODEL_URI", "MODEL_VERSION")} == cloudbuild.PINNED_MODEL
+
+
+def test_an_alias_is_checked_but_never_deployed_unpinned() -> None:
+    env = base_env() | with_tracking()
+
+    assert run_script(ROLLOUT, "--check", "--dry-run", env=env).returncode == 0
+    done = run_script(ROLLOUT, "--dry-run", env=env)
+    assert done.returncode == 1
+    assert "models:/ride-duration@production is an alias: pin it first" in done.stderr
+    assert "gcloud run deploy" not in done.stdout
+
+
+def test_a_missing_pin_deploys_nothing(tmp_path: Path) -> None:
+    done = run_script(ROLLOUT, "--dry-run", f"--model-pin={tmp_path / 'none.env'}",
+                      env=base_env() | with_tracking())  # fmt: skip
+
+    assert done.returncode == 1 and "no model pin at" in done.stderr
+    assert "gcloud run deploy" not in done.stdout

@@ -160,28 +160,29 @@ def test_push_deadline_that_cannot_cover_a_cold_start_is_refused(
     assert f"PUSH_ACK_DEADLINE_S={deadline}: use 300-600 s" in done.stderr
 
 
-def test_a_failed_check_deploys_nothing(fake: FakeGcloud) -> None:
+def test_a_failed_check_deploys_nothing(fake: FakeGcloud, tmp_path: Path) -> None:
     fake.answer([(SECRET_VERSION, "", 1)])
     env = fake.env() | cloudbuild.predictor_step_env(**TRACKING)
 
-    done = run_script(ROLLOUT, env=env)
+    done = run_script(ROLLOUT, *cloudbuild.predictor_deploy_args(tmp_path), env=env)
 
     assert done.returncode == 1
     assert fake.argvs() == secret_checks(fake)
 
 
-def test_push_deadline_and_request_timeout_move_together() -> None:
+def test_push_deadline_and_request_timeout_move_together(tmp_path: Path) -> None:
     env = cloudbuild.predictor_step_env(**TRACKING, _PUSH_ACK_DEADLINE_S="420")
 
-    plan = dry_run(ROLLOUT, env=base_env() | env)
+    plan = dry_run(ROLLOUT, *cloudbuild.predictor_deploy_args(tmp_path), env=base_env() | env)
 
     assert flag(command(plan, "gcloud", "run", "deploy"), "timeout") == "420s"
     push = command(plan, "gcloud", "pubsub", "subscriptions", "update")
     assert flag(push, "ack-deadline") == "420"
 
 
-def test_default_push_deadline_covers_the_longest_startup_probe() -> None:
-    plan = dry_run(ROLLOUT, env=base_env() | cloudbuild.predictor_step_env(**TRACKING))
+def test_default_push_deadline_covers_the_longest_startup_probe(tmp_path: Path) -> None:
+    env = base_env() | cloudbuild.predictor_step_env(**TRACKING)
+    plan = dry_run(ROLLOUT, *cloudbuild.predictor_deploy_args(tmp_path), env=env)
     probe = dict(
         item.split("=", 1)
         for item in flag(command(plan, "gcloud", "run", "deploy"), "startup-probe").split(",")
@@ -196,10 +197,13 @@ def test_default_push_deadline_covers_the_longest_startup_probe() -> None:
     assert probe_s + 60 <= deadline <= 600
 
 
-def test_model_without_s3_keys_gets_no_secrets_and_drops_old_ones() -> None:
+def test_model_without_s3_keys_gets_no_secrets_and_drops_old_ones(tmp_path: Path) -> None:
     env = cloudbuild.predictor_step_env(**TRACKING, _MODEL_NEEDS_S3_KEYS="false")
+    # a tracking server that serves the artifacts itself: the pin is the version, through MLflow
+    pin = {"MODEL_URI": "models:/ride-duration/3", "MODEL_VERSION": "ride-duration/3"}
+    args = cloudbuild.predictor_deploy_args(tmp_path, **pin)
 
-    deploy = command(dry_run(ROLLOUT, env=base_env() | env), "gcloud", "run", "deploy")
+    deploy = command(dry_run(ROLLOUT, *args, env=base_env() | env), "gcloud", "run", "deploy")
 
     assert "--clear-secrets" in deploy
     assert not [arg for arg in deploy if arg.startswith("--set-secrets")]

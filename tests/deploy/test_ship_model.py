@@ -1,5 +1,6 @@
 """deploy/ship_model.sh: a candidate revision beside production, its shadow, and the switch."""
 
+import json
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from tests.kit.deploy_scripts import (
     flag,
     run_script,
 )
+from tests.kit.fake_gcloud import FakeGcloud
 
 PROJECT = "demo-project"
 URL = "https://ride-predictor-PROJECT_NUMBER.us-central1.run.app"
@@ -34,7 +36,8 @@ def test_the_candidate_is_a_tagged_revision_without_traffic_that_knows_its_shado
     assert deploy[:4] == ["gcloud", "run", "deploy", "ride-predictor"]
     assert "--no-traffic" in deploy and flag(deploy, "tag") == "candidate"
     updated = flag(deploy, "update-env-vars")
-    assert "MODEL_URI=models:/ride-duration/2" in updated
+    # no registry to ask for the folder: the version, served through MLflow, and named
+    assert "MODEL_URI=models:/ride-duration/2|MODEL_VERSION=ride-duration/2|" in updated
     assert "SHADOW_SUBSCRIPTION=ride-data-shadow-sub" in updated
     assert "SHADOW_RESULTS_TOPIC=ride-duration-shadow" in updated
 
@@ -83,10 +86,72 @@ def test_an_unknown_step_is_refused_with_the_usage() -> None:
     assert done.returncode == 2 and "Usage:" in done.stderr
 
 
-@pytest.mark.slow
-def test_the_aliases_follow_candidate_promote_and_rollback(tmp_path) -> None:
+def serving_of(traffic: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
+    service = json.dumps({"status": {"traffic": traffic}})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "serving_revision.py")],
+        input=service, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "traffic",
+    [
+        [{"revisionName": "rp-00003", "percent": 100, "latestRevision": True}],
+        # after a promotion: the candidate holds it all, tags stay on revisions with none
+        [
+            {"revisionName": "rp-00002", "tag": "previous"},
+            {"revisionName": "rp-00003", "percent": 100},
+            {"revisionName": "rp-00003", "tag": "candidate", "percent": 0},
+        ],
+    ],
+)
+def test_the_serving_revision_is_the_one_holding_the_riders_traffic(traffic) -> None:
+    done = serving_of(traffic)
+
+    assert (done.returncode, done.stdout) == (0, "rp-00003\n")
+
+
+def test_a_canary_split_has_no_single_serving_revision() -> None:
+    done = serving_of(
+        [{"revisionName": "rp-00003", "percent": 90}, {"revisionName": "rp-00004", "percent": 10}]
+    )
+
+    assert done.returncode == 1
+    assert "traffic is split (rp-00003 90%, rp-00004 10%)" in done.stderr
+
+
+def test_a_candidate_is_refused_while_a_canary_splits_the_traffic(tmp_path) -> None:
+    fake = FakeGcloud.install(tmp_path)
+    split = {"status": {"traffic": [{"revisionName": "rp-00003", "percent": 90},
+                                    {"revisionName": "rp-00004", "percent": 10,
+                                     "tag": "candidate"}]}}  # fmt: skip
+    fake.answer([(["run", "services", "describe"], json.dumps(split), 0)])
+    env = fake.env(PROJECT_ID=PROJECT, IMAGE="img", MODEL_URI="models:/ride-duration/5",
+                   PYTHON=sys.executable)  # fmt: skip
+
+    done = run_script(SHIP_MODEL, "candidate", env=env)
+
+    assert done.returncode == 1 and "a canary is under way" in done.stderr
+    # nothing tagged, nothing deployed: the canary's revisions are as they were
+    assert [argv[:3] for argv in fake.argvs()] == [["run", "services", "describe"]]
+
+
+@pytest.fixture
+def registry(tmp_path) -> str:
+    """A registry of two versions: 1 (production) served by its tracking server, 2
+    (challenger) in an S3 folder, as MLflow 3 stores a logged model."""
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = base_env(MLFLOW_TRACKING_URI=tracking, PYTHONPATH=str(ROOT))
+    subprocess.run(
+        [sys.executable, "-c", REGISTER, tracking, S3_FOLDER],
+        env=base_env(), check=True, timeout=120,
+    )  # fmt: skip
+    return tracking
+
+
+@pytest.mark.slow
+def test_the_aliases_follow_candidate_promote_and_rollback(registry) -> None:
+    env = base_env(MLFLOW_TRACKING_URI=registry, PYTHONPATH=str(ROOT))
 
     def alias(*args: str) -> str:
         done = subprocess.run(
@@ -95,24 +160,67 @@ def test_the_aliases_follow_candidate_promote_and_rollback(tmp_path) -> None:
         )  # fmt: skip
         return done.stdout.strip()
 
-    subprocess.run([sys.executable, "-c", REGISTER, tracking], env=env, check=True, timeout=120)
-
-    assert alias("pin", "models:/ride-duration@production") == "models:/ride-duration/1"
-    assert alias("candidate", "models:/ride-duration/2") == "models:/ride-duration/2"
+    one = "MODEL_URI=models:/ride-duration/1\nMODEL_VERSION=ride-duration/1"
+    two = f"MODEL_URI={S3_FOLDER}\nMODEL_VERSION=ride-duration/2"
+    assert alias("pin", "models:/ride-duration@production") == one
+    assert alias("candidate", "models:/ride-duration@challenger") == two
     alias("promote", "ride-duration")
-    assert alias("pin", "models:/ride-duration@production") == "models:/ride-duration/2"
-    assert alias("pin", "models:/ride-duration@previous") == "models:/ride-duration/1"
+    assert alias("pin", "models:/ride-duration@production") == two
+    assert alias("pin", "models:/ride-duration@previous") == one
     alias("rollback", "ride-duration")
-    assert alias("pin", "models:/ride-duration@production") == "models:/ride-duration/1"
+    assert alias("pin", "models:/ride-duration@production") == one
 
 
-# Two versions of a registered model, version 1 under `production`.
+@pytest.mark.slow
+def test_a_dry_run_shows_the_pinned_folder_and_version_and_moves_no_alias(registry) -> None:
+    plan = ship("candidate", MLFLOW_TRACKING_URI=registry,
+                MODEL_URI="models:/ride-duration@challenger")  # fmt: skip
+
+    updated = flag(command(plan, "gcloud", "run", "deploy"), "update-env-vars")
+    assert f"MODEL_URI={S3_FOLDER}|MODEL_VERSION=ride-duration/2|" in updated
+    assert "model_alias.py candidate models:/ride-duration@challenger" in plan.text
+    assert "MODEL_VERSION=ride-duration/1" in pin_of(registry, "models:/ride-duration@candidate")
+
+
+@pytest.mark.slow
+def test_the_candidate_serves_the_version_its_alias_names_now(registry, tmp_path) -> None:
+    fake = FakeGcloud.install(tmp_path / "gcloud")
+    serving = {"status": {"traffic": [{"revisionName": "rp-00003", "percent": 100}]}}
+    fake.answer([(["run", "services", "describe"], json.dumps(serving), 0)])
+    env = fake.env(PROJECT_ID=PROJECT, IMAGE="img", MODEL_URI="models:/ride-duration@challenger",
+                   MLFLOW_TRACKING_URI=registry, PYTHON=sys.executable)  # fmt: skip
+
+    done = run_script(SHIP_MODEL, "candidate", env=env)
+
+    assert done.returncode == 0, done.stderr
+    tag, deploy = (argv for argv in fake.argvs() if "describe" not in argv)
+    assert flag(tag, "update-tags") == "previous=rp-00003"
+    updated = flag(deploy, "update-env-vars")
+    assert f"MODEL_URI={S3_FOLDER}|MODEL_VERSION=ride-duration/2|" in updated
+    # the registry's candidate alias names the version the revision serves
+    assert f"MODEL_URI={S3_FOLDER}" in pin_of(registry, "models:/ride-duration@candidate")
+
+
+def pin_of(tracking: str, uri: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "model_alias.py"), "pin", uri],
+        env=base_env(MLFLOW_TRACKING_URI=tracking), capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    return done.stdout + done.stderr
+
+
+S3_FOLDER = "s3://mlflow-artifacts/mlflow/1/models/m-2/artifacts"
+# Two versions of a registered model: 1 under `production` and, until a candidate step moves it,
+# `candidate`; 2, in an S3 folder, under `challenger`.
 REGISTER = """
 import sys
 from mlflow import MlflowClient
 client = MlflowClient(sys.argv[1])
 client.create_registered_model("ride-duration")
-for _ in range(2):
-    client.create_model_version("ride-duration", source="file:///nowhere")
+client.create_model_version("ride-duration", source="mlflow-artifacts:/1/models/m-1/artifacts")
+client.create_model_version("ride-duration", source=sys.argv[2])
 client.set_registered_model_alias("ride-duration", "production", "1")
+client.set_registered_model_alias("ride-duration", "candidate", "1")
+client.set_registered_model_alias("ride-duration", "challenger", "2")
 """

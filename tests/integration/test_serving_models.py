@@ -15,9 +15,8 @@ import pytest
 from devstack.processes import free_port
 from devstack.stack import Service, Stack, start_isolated
 from predictor_service.model import load_model
-from tests.kit import models
+from tests.kit import models, stream
 from tests.kit.s3 import AWS_ENV, BUCKET
-from tests.kit.stream import publish, results_reader
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 RIDE = {"PULocationID": 74, "DOLocationID": 75, "trip_distance": 2.5}
@@ -43,13 +42,7 @@ def serve(emulator, tmp_path) -> Iterator[Callable[..., Stack]]:
 
 
 def answer(stack: Stack, data: dict, **attributes: str):  # type: ignore[no-untyped-def]
-    """Publish one ride as another producer would; return the result message for it."""
-    topology = stack.settings.topology
-    with results_reader(stack.address, topology) as pull:
-        publish(stack.address, topology, json.dumps(data).encode(), **attributes)
-        received = pull(1, 30.0)
-    assert len(received) == 1, stack.predictor.process.log_tail()
-    return received[0]
+    return stream.answer(stack, json.dumps(data).encode(), **attributes)
 
 
 @pytest.fixture

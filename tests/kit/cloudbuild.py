@@ -119,6 +119,24 @@ def predictor_step_env(**overrides: str) -> dict[str, str]:
     return dict(substitute(entry, expanded).split("=", 1) for entry in entries)
 
 
+# What deploy/pin_model.sh writes for the default _MODEL_URI when the registry keeps its artifacts
+# on S3 (tests/deploy/test_model_pin.py runs the pin itself against a registry).
+PINNED_MODEL = {
+    "MODEL_URI": "s3://mlflow-artifacts/mlflow/1/models/m-3/artifacts",
+    "MODEL_VERSION": "ride-duration/3",
+}
+
+
+def predictor_deploy_args(folder: Path, **pin: str) -> list[str]:
+    """The deploy-predictor step's arguments to its script, with the file the pin-model step
+    writes (PINNED_MODEL, or `pin`) in `folder` instead of the build's workspace."""
+    args = step(load(), "deploy-predictor")["args"]
+    pin_arg = next(a for a in args if a.startswith("--model-pin="))
+    path = folder / pin_arg.split("=", 1)[1]
+    path.write_text("".join(f"{name}={value}\n" for name, value in (pin or PINNED_MODEL).items()))
+    return [f"--model-pin={path}" if a == pin_arg else a for a in args[1:]]
+
+
 # An image reference with a tag, by the grammar of distribution/reference (reference.go):
 # [domain[:port]/]path-component[/path-component...]:tag, every path component lower case.
 _LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"

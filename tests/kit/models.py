@@ -68,6 +68,20 @@ def ride_frame() -> pd.DataFrame:
     )
 
 
+def save_native_booster(folder: Path) -> Any:
+    """A LightGBM Booster on the project's FEATURE_NAMES, saved with mlflow.lightgbm (the
+    predictor's native path); return it."""
+    import lightgbm
+
+    frame = ride_frame().assign(pickup_hour=8.0, pickup_day_of_week=2.0)
+    booster = lightgbm.train(
+        {"verbose": -1, "min_data_in_leaf": 2}, lightgbm.Dataset(frame, frame.trip_distance * 3),
+        num_boost_round=3,
+    )  # fmt: skip
+    mlflow.lightgbm.save_model(booster, str(folder), pip_requirements=REQUIREMENTS)
+    return booster
+
+
 def save_lgbm_regressor(folder: Path) -> Any:
     """An LGBMRegressor on the raw ride's columns, saved with mlflow.lightgbm; return it."""
     import lightgbm

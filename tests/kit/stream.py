@@ -57,3 +57,14 @@ def publish(address: str, topology: Topology, data: bytes, **attributes: str) ->
     with emulator_clients(address) as (publisher, _):
         topic = topology.topic_path(topology.rides_topic)
         return str(publisher.publish(topic, data, **attributes).result(10))
+
+
+def answer(stack: Any, data: bytes, **attributes: str) -> Any:
+    """Publish one ride to `stack` (a devstack Stack) as another producer would; return the one
+    result message for it."""
+    topology = stack.settings.topology
+    with results_reader(stack.address, topology) as pull:
+        publish(stack.address, topology, data, **attributes)
+        received = pull(1, 30.0)
+    assert len(received) == 1, stack.predictor.process.log_tail()
+    return received[0]

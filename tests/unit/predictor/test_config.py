@@ -94,3 +94,11 @@ def test_model_input_is_unset_by_default():
 def test_an_unknown_model_input_is_refused_naming_the_kinds():
     with pytest.raises(ConfigError, match="MODEL_INPUT must be one of course, ride, features"):
         Config.from_env(BASE | {"MODEL_INPUT": "dicts"})
+
+
+def test_model_version_is_the_version_the_revision_was_made_with():
+    pinned = Config.from_env(BASE | {"MODEL_VERSION": " ride-duration/7 "})
+
+    assert pinned.model_version == "ride-duration/7"
+    # empty, as ship_model.sh sets it for a folder whose MLmodel names the version: unset
+    assert Config.from_env(BASE | {"MODEL_VERSION": ""}).model_version is None

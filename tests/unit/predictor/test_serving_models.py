@@ -103,18 +103,7 @@ def test_model_that_answers_wrongly_is_refused_with_the_reason(tmp_path, answer,
 
 
 def test_the_project_booster_stays_on_the_native_path(tmp_path):
-    import lightgbm
-
-    frame = models.ride_frame().assign(pickup_hour=8.0, pickup_day_of_week=2.0)
-    booster = lightgbm.train(
-        {"verbose": -1, "min_data_in_leaf": 2}, lightgbm.Dataset(frame, frame.trip_distance * 3),
-        num_boost_round=3,
-    )  # fmt: skip
-    import mlflow
-
-    mlflow.lightgbm.save_model(
-        booster, str(tmp_path / "native"), pip_requirements=models.REQUIREMENTS
-    )
+    models.save_native_booster(tmp_path / "native")
 
     loaded = load_model(str(tmp_path / "native"))
 
