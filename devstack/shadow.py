@@ -41,14 +41,21 @@ def ride_filter(sixteenths: int) -> str:
     return " OR ".join(f'hasPrefix(attributes.ride_id, "{digit}")' for digit in HEX[:sixteenths])
 
 
-def start_candidate(stack: Stack, model_uri: str, shadow: Shadow = Shadow()) -> Service:
-    """Start a second predictor for `model_uri` and push it the stack's rides as a shadow."""
-    # The production predictor's environment (its gunicorn adds HOST and PORT of its own).
+def candidate_service(stack: Stack, model_uri: str, shadow: Shadow = Shadow()) -> Service:
+    """Start a second predictor for `model_uri`, configured as the stack's with `shadow`."""
+    # The production predictor's environment (its gunicorn adds HOST and PORT of its own), as
+    # the candidate revision keeps the serving revision's settings (ship_model.sh candidate).
     env = stack.predictor.process.env | {"MODEL_URI": model_uri} | shadow.env()
     candidate = Service(
         "predictor_service", free_port(), env, stack.settings.workdir / "candidate.log"
     )
     candidate.start()
+    return candidate
+
+
+def start_candidate(stack: Stack, model_uri: str, shadow: Shadow = Shadow()) -> Service:
+    """Start a second predictor for `model_uri` and push it the stack's rides as a shadow."""
+    candidate = candidate_service(stack, model_uri, shadow)
     try:
         subscribe_shadow(stack, f"{candidate.url}/", shadow)
     except BaseException:
