@@ -21,7 +21,7 @@ from devstack.shadow import Shadow, candidate_service
 from devstack.stack import Stack
 from tests.kit.deploy_scripts import SHIP_MODEL, base_env, command, dry_run, flag
 from tests.kit.rides import ride_message
-from tests.kit.stream import pull_all
+from tests.kit.stream import results_reader
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -74,6 +74,9 @@ def rollout(make_stack, trained_model) -> Iterator[Rollout]:
         "PUSH_SERVICE_ACCOUNT": shadow.account,
     }
     stack = make_stack(backends=0, service_env=deployed)
+    t = stack.settings.topology
+    with emulator_clients(stack.address) as (publisher, _):  # the plan's `topics create`
+        publisher.create_topic(request={"name": t.topic_path(shadow.results_topic)}, timeout=10)
     candidate = candidate_service(
         stack, str(trained_model.folder), Shadow(shadow.name, shadow.results_topic)
     )
@@ -99,30 +102,22 @@ def push(door: FrontDoor, endpoint: str, token: str, ride_id: str, subscription:
     return requests.post(url, data=envelope, headers=headers, timeout=30)
 
 
-def subscribe(stack: Stack, topic: str) -> str:
-    t = stack.settings.topology
-    name = t.subscription_path(f"read-{uuid.uuid4().hex[:8]}")
-    with emulator_clients(stack.address) as (_, subscriber):
-        subscriber.create_subscription(
-            request={"name": name, "topic": t.topic_path(topic)}, timeout=10
-        )
-    return name
-
-
 def test_the_shadow_push_reaches_the_candidate_and_answers_on_the_shadow_topic(rollout):
     stack, door, shadow = rollout.stack, rollout.door, rollout.shadow
-    shadow_results = subscribe(stack, shadow.results_topic)
-    rider_results = subscribe(stack, stack.settings.results_topic)
     token = door.mint(shadow.account, aud=shadow.audience)
     path = stack.settings.topology.subscription_path(shadow.name)
+    t = stack.settings.topology
+    with (
+        results_reader(stack.address, t, shadow.results_topic) as shadow_results,
+        results_reader(stack.address, t) as rider_results,
+    ):
+        response = push(door, shadow.endpoint, token, "tag-1", path)
 
-    response = push(door, shadow.endpoint, token, "tag-1", path)
-
-    assert response.status_code == 204, response.text
-    assert door.forwarded == [f"POST {shadow.endpoint}"]
-    answered = [json.loads(m.data) for m in pull_all(stack.address, shadow_results, want=1)]
-    assert [a["ride_id"] for a in answered] == ["tag-1"]
-    assert pull_all(stack.address, rider_results, want=1, timeout_s=3) == []
+        assert response.status_code == 204, response.text
+        assert door.forwarded == [f"POST {shadow.endpoint}"]
+        answered = [json.loads(m.data) for m in shadow_results(1, 30)]
+        assert [a["ride_id"] for a in answered] == ["tag-1"]
+        assert rider_results(1, 3) == []
 
 
 def test_a_token_for_the_tag_url_or_another_service_is_refused(rollout):
