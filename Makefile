@@ -73,6 +73,25 @@ clean-local: clean
 	@echo "deleting .local/: the local MLflow registry, its models and the run logs"
 	rm -rf .local
 
+# Shipping a model, rehearsed locally (docs/ship-model.md). MODEL is the candidate, the course's
+# baseline unless given (registered first if missing); REPLAY=0 compares live rides for a minute.
+.PHONY: shadow compare ship-drill
+MODEL ?= models:/ride-duration-course@production
+REPLAY ?= 200
+
+## Beside `make run`: a candidate predictor for MODEL shadowing every ride, until Ctrl-C.
+shadow: install
+	$(PY) -m devstack.shadow $(MODEL)
+
+## Beside `make run` and `make shadow`: the compare report on REPLAY rides of the validation month.
+compare: install
+	$(PY) -m devstack.compare --project $${PROJECT_ID:-local-project} \
+		--emulator 127.0.0.1:$${PUBSUB_EMULATOR_PORT:-8085} --replay $(REPLAY)
+
+## The rehearsal on an emulator of its own: shadow MODEL, compare, promote, roll back; both reports.
+ship-drill: install
+	$(PY) -m devstack.ship_drill --candidate $(MODEL) --replay $(REPLAY)
+
 .PHONY: faults soak dead-letters
 SOAK_SECONDS ?= 300
 SOAK_RATE ?= 20

@@ -79,6 +79,24 @@ service_url() {
   printf '%s\n' "$url"
 }
 
+# The URL Cloud Run gave the revision tagged $1 (status.traffic[].url), or nothing if no revision
+# has that tag. Its form is https://TAG---<the service's host>
+# (https://cloud.google.com/run/docs/triggering/https-request#deterministic).
+tag_url() {
+  local described
+  described="$(query gcloud run services describe "$PREDICTOR_SERVICE" "${RUN_ARGS[@]}" \
+    --format=json || true)"
+  if [[ "$DRY_RUN" == 1 ]]; then
+    printf 'https://%s---%s-PROJECT_NUMBER.%s.run.app\n' "$1" "$PREDICTOR_SERVICE" "$REGION"
+    return 0
+  fi
+  [[ -n "$described" ]] || return 0
+  printf '%s' "$described" | "$PYTHON" -c '
+import json, sys
+traffic = json.load(sys.stdin).get("status", {}).get("traffic", [])
+print(next((t.get("url", "") for t in traffic if t.get("tag") == sys.argv[1]), ""))' "$1"
+}
+
 case "$STEP" in
   candidate)
     : "${IMAGE:?IMAGE is the predictor image the candidate runs (the serving one will do)}"
@@ -110,18 +128,24 @@ case "$STEP" in
     ;;
   shadow)
     url="$(service_url)"
-    tag_url="https://$CANDIDATE_TAG---${url#https://}"
+    candidate_url="$(tag_url "$CANDIDATE_TAG")"
+    [[ -n "$candidate_url" ]] || die "no revision is tagged $CANDIDATE_TAG: run the candidate step first"
     if ! exists gcloud pubsub topics describe "$SHADOW_RESULTS_TOPIC" --project="$PROJECT_ID"; then
       run gcloud pubsub topics create "$SHADOW_RESULTS_TOPIC" --project="$PROJECT_ID"
     fi
     filter="$("$PYTHON" -c 'import sys; from devstack.shadow import ride_filter; print(ride_filter(int(sys.argv[1])))' "$SHADOW_SIXTEENTHS")"
     filter_flag=()
     [[ -z "$filter" ]] || filter_flag=(--message-filter="$filter")
-    note "push the riders' rides to $tag_url too, as a shadow"
-    # The token's audience is the service URL, the one the predictor checks (PUSH_AUDIENCE);
-    # no dead-letter policy: a shadow failure never enters the riders' dead letters.
+    note "push the riders' rides to $candidate_url too, as a shadow"
+    # Sent to the tag URL, the token names the service URL as its audience: Cloud Run accepts
+    # the service's run.app URL, which "always remains an accepted audience value", and the
+    # custom audiences set on the service, which apply "to all serving revisions"
+    # (https://cloud.google.com/run/docs/configuring/custom-audiences); a tag URL is not among
+    # them. Pub/Sub's audience is the push endpoint unless one is given, hence the flag. The
+    # predictor checks the same audience (PUSH_AUDIENCE, deploy/rollout_predictor.sh).
+    # No dead-letter policy: a shadow failure never enters the riders' dead letters.
     run gcloud pubsub subscriptions create "$SHADOW_SUBSCRIPTION" --project="$PROJECT_ID" \
-      --topic="$RIDES_TOPIC" --push-endpoint="$tag_url/" \
+      --topic="$RIDES_TOPIC" --push-endpoint="$candidate_url/" \
       --push-auth-service-account="$PUSH_INVOKER_SA" --push-auth-token-audience="$url" \
       --ack-deadline="$PUSH_ACK_DEADLINE_S" --message-retention-duration=1h \
       --min-retry-delay="${PUSH_MIN_RETRY_DELAY_S}s" --max-retry-delay="${PUSH_MAX_RETRY_DELAY_S}s" \

@@ -1,12 +1,21 @@
 """A stand-in for Cloud Run's IAM front door, on loopback, for tests and drills.
 
-A private Cloud Run service only sees requests whose Google-signed ID token names its URL as the
-audience and an account holding roles/run.invoker; Cloud Run forwards them with the token's
-signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`
+A private Cloud Run service only sees requests whose Google-signed ID token names an audience
+the service accepts and an account holding roles/run.invoker; Cloud Run forwards them with the
+token's signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`
 (https://cloud.google.com/run/docs/troubleshooting). This proxy does the same in front of a
 local service, with a throwaway key standing in for Google's: it mints the tokens, serves its
 certificate at CERTS_PATH in the shape of https://www.googleapis.com/oauth2/v1/certs, checks
 and strips them, and forwards the request.
+
+The audiences accepted are the ones Cloud Run documents: the service's run.app URL, which
+"always remains an accepted audience value", and the custom audiences set on the service, which
+apply "to all serving revisions" (https://cloud.google.com/run/docs/configuring/custom-audiences).
+They are the service's, whichever of its URLs the request was sent to. A request to
+`https://TAG---<service host>` reaches the revision tagged TAG, traffic or not
+(https://cloud.google.com/run/docs/triggering/https-request#deterministic); the double routes it
+by its Host header. A tag URL is not among the documented audiences, so the double refuses a
+token for one unless it is set as a custom audience: what passes here passes on Cloud Run.
 """
 
 import http.client
@@ -15,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -54,13 +63,26 @@ class FrontDoor:
     """Admit callers with a valid token from an invoker, strip its signature, forward upstream."""
 
     def __init__(
-        self, invokers: Iterable[str], upstream: str | None = None, timeout_s: float = 30.0
+        self,
+        invokers: Iterable[str],
+        upstream: str | None = None,
+        timeout_s: float = 30.0,
+        *,
+        service_url: str | None = None,
+        custom_audiences: Iterable[str] = (),
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Bind a loopback port now (so `url` is known); serve once `start` is called."""
+        """Bind a loopback port now (so `url` is known); serve once `start` is called.
+
+        `service_url` is the URL Cloud Run gave the service (default: the loopback `url`);
+        `tags` maps a revision tag to the upstream that revision is, reached at `tag_url(tag)`.
+        """
         self.invokers = frozenset(invokers)
         self.upstream = upstream  # may be set later: the service needs `url` before it starts
+        self.tags = dict(tags or {})
+        self.custom_audiences = tuple(custom_audiences)
         self.timeout_s = timeout_s
-        self.forwarded: list[str] = []  # "METHOD /path" of every request let through
+        self.forwarded: list[str] = []  # "METHOD URL" of every request let through, as sent
         self.refused: list[int] = []  # the status of every request turned away
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = uuid.uuid4().hex
@@ -73,7 +95,8 @@ class FrontDoor:
         self._signer = crypt.RSASigner.from_string(private_pem, key_id=self.key_id)
         self._server = _Server(self)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self.audience = self.url  # Cloud Run's default audience is the service URL
+        self.service_url = service_url or self.url
+        self.audience = self.service_url  # Cloud Run's default audience is the service URL
         self.certs_url = self.url + CERTS_PATH
         self._thread: threading.Thread | None = None
 
@@ -96,6 +119,46 @@ class FrontDoor:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """What Cloud Run accepts as a token's audience: the service URL, its custom audiences."""
+        return (self.service_url, *self.custom_audiences)
+
+    def tag_url(self, tag: str) -> str:
+        """The URL of the revision tagged `tag`: `TAG---` before the service's host."""
+        parts = urlsplit(self.service_url)
+        return f"{parts.scheme}://{tag}---{parts.netloc}"
+
+    def target(self, url: str) -> tuple[str, dict[str, str]]:
+        """Where to send a request for `url`, one of the service's URLs, and its Host header.
+
+        The service's hosts are names only: the request goes to the loopback port and names the
+        host it was meant for, as the request to Cloud Run's front end would.
+        """
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return f"{self.url}{path or '/'}", {"Host": parts.netloc}
+
+    def url_of(self, host: str) -> str:
+        """The URL a request naming `host` was sent to: the loopback one, or a service URL."""
+        loopback = urlsplit(self.url)
+        scheme = loopback.scheme if host == loopback.netloc else urlsplit(self.service_url).scheme
+        return f"{scheme}://{host}"
+
+    def route(self, host: str) -> str:
+        """The upstream a request to `host` reaches: a tagged revision, or the service's own."""
+        service_host = urlsplit(self.service_url).netloc
+        tag, sep, rest = host.partition("---")
+        if sep and rest == service_host:
+            if tag not in self.tags:
+                raise Refused(404, f"no revision is tagged {tag!r}")
+            return self.tags[tag]
+        if host not in (service_host, urlsplit(self.url).netloc):
+            raise Refused(404, f"{host} is none of this service's URLs")
+        if self.upstream is None:
+            raise Refused(503, "no upstream service yet")
+        return self.upstream
 
     def certs(self) -> dict[str, str]:
         """The signing certificates by key id, as Google's v1 certs endpoint lists them."""
@@ -125,7 +188,7 @@ class FrontDoor:
             raise Refused(403, "Your client does not have permission to get this URL")
         try:
             claims = jwt.decode(
-                token, certs=self.certs(), audience=self.audience, clock_skew_in_seconds=10
+                token, certs=self.certs(), audience=list(self.audiences), clock_skew_in_seconds=10
             )
         except (ValueError, auth_exceptions.GoogleAuthError) as err:
             # A token Cloud Run cannot accept (signature, audience, expiry) is a 401.
@@ -139,12 +202,10 @@ class FrontDoor:
         return f"Bearer {token.rpartition('.')[0]}.{REMOVED_SIGNATURE}"
 
     def forward(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+        self, upstream: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Send the admitted request upstream; return its status, headers and body."""
-        if self.upstream is None:
-            raise Refused(503, "no upstream service yet")
-        target = urlsplit(self.upstream)
+        """Send the admitted request to `upstream`; return its status, headers and body."""
+        target = urlsplit(upstream)
         connection = http.client.HTTPConnection(
             target.hostname or "127.0.0.1", target.port, timeout=self.timeout_s
         )
@@ -177,7 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _proxy(self) -> None:
         door = self.server.door
+        host = self.headers.get("Host") or urlsplit(door.url).netloc
         try:
+            upstream = door.route(host)
             authorization = door.admit(self.headers.get("Authorization"))
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 # Pub/Sub sends a Content-Length; a chunked body is beyond this double.
@@ -189,12 +252,14 @@ class _Handler(BaseHTTPRequestHandler):
                 ("Authorization", authorization),
                 ("X-Forwarded-For", self.client_address[0]),
             ]
-            status, reply_headers, reply = door.forward(self.command, self.path, headers, body)
+            status, reply_headers, reply = door.forward(
+                upstream, self.command, self.path, headers, body
+            )
         except Refused as refused:
             door.refused.append(refused.status)
             self._reply(refused.status, f"{refused}\n".encode(), "text/plain")
             return
-        door.forwarded.append(f"{self.command} {self.path}")
+        door.forwarded.append(f"{self.command} {door.url_of(host)}{self.path}")
         self.send_response(status)
         for name, value in reply_headers:
             if name.lower() not in NOT_FORWARDED:

@@ -7,14 +7,20 @@ subscription filters (measured: a half filter let every ride through), so on `ma
 shadow gets every ride whatever its fraction; Pub/Sub applies the filter.
 """
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import registry
 from .processes import free_port
 from .pubsub import _ignore_existing as ignore_existing
 from .pubsub import emulator_clients
 from .stack import Service, Settings, Stack
 
 HEX = "0123456789abcdef"
+# The course's baseline, as `make train-course` registers it: the candidate rehearsals default to.
+COURSE_NAME, COURSE_ALIAS = "ride-duration-course", "production"
+COURSE_MODEL = f"models:/{COURSE_NAME}@{COURSE_ALIAS}"
 
 
 @dataclass(frozen=True)
@@ -41,14 +47,35 @@ def ride_filter(sixteenths: int) -> str:
     return " OR ".join(f'hasPrefix(attributes.ride_id, "{digit}")' for digit in HEX[:sixteenths])
 
 
-def start_candidate(stack: Stack, model_uri: str, shadow: Shadow = Shadow()) -> Service:
-    """Start a second predictor for `model_uri` and push it the stack's rides as a shadow."""
-    # The production predictor's environment (its gunicorn adds HOST and PORT of its own).
+def ensure_course_model(
+    settings: Settings, model_uri: str, progress: Callable[[str], None] = lambda _: None
+) -> None:
+    """Register the course's baseline first if `model_uri` names it and the registry lacks it."""
+    if model_uri != COURSE_MODEL:
+        return
+    if registry.lookup(settings.tracking_uri, COURSE_NAME, COURSE_ALIAS) is not None:
+        return
+    progress(f"{COURSE_MODEL} is not registered yet: training the course's baseline")
+    registry.train_course(
+        settings.tracking_uri, settings.artifact_location, COURSE_NAME, COURSE_ALIAS
+    )
+
+
+def candidate_service(stack: Stack, model_uri: str, shadow: Shadow = Shadow()) -> Service:
+    """Start a second predictor for `model_uri`, configured as the stack's with `shadow`."""
+    # The production predictor's environment (its gunicorn adds HOST and PORT of its own), as
+    # the candidate revision keeps the serving revision's settings (ship_model.sh candidate).
     env = stack.predictor.process.env | {"MODEL_URI": model_uri} | shadow.env()
     candidate = Service(
         "predictor_service", free_port(), env, stack.settings.workdir / "candidate.log"
     )
     candidate.start()
+    return candidate
+
+
+def start_candidate(stack: Stack, model_uri: str, shadow: Shadow = Shadow()) -> Service:
+    """Start a second predictor for `model_uri` and push it the stack's rides as a shadow."""
+    candidate = candidate_service(stack, model_uri, shadow)
     try:
         subscribe_shadow(stack, f"{candidate.url}/", shadow)
     except BaseException:
@@ -89,17 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
     import signal
-    import sys
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("model_uri", help="models:/name/N, models:/name@alias, runs:/..., a folder")
+    parser.add_argument(
+        "model_uri",
+        nargs="?",
+        default=COURSE_MODEL,
+        help=f"models:/name/N, models:/name@alias, runs:/..., a folder (default {COURSE_MODEL})",
+    )
     parser.add_argument("--sixteenths", type=int, default=16, help="of the rides (GCP only)")
     args = parser.parse_args(argv)
     stack = Stack(Settings.from_env(dict(os.environ)))  # `make run`'s settings, not started
+    ensure_course_model(stack.settings, args.model_uri, print_line)
     shadow = Shadow(sixteenths=args.sixteenths)
     candidate = start_candidate(stack, args.model_uri, shadow)
-    sys.stdout.write(f"candidate {args.model_uri} on {candidate.url}: shadowing; Ctrl-C ends it\n")
-    sys.stdout.flush()
+    print_line(f"candidate {args.model_uri} on {candidate.url}: shadowing; Ctrl-C ends it")
     stop = {signal.SIGINT, signal.SIGTERM}
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # after the start: its children keep theirs
@@ -108,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         end_shadow(stack, shadow)
         candidate.stop()
     return 0
+
+
+def print_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,39 @@ def test_the_shadow_pushes_every_ride_to_the_tag_url_without_dead_letters() -> N
     assert command(plan, "gcloud", "pubsub", "topics", "create")[4] == "ride-duration-shadow"
 
 
+def shadow_against(tmp_path, traffic: list[dict[str, object]]):
+    """Run the shadow step for real against a gcloud whose service has `traffic`."""
+    fake = FakeGcloud.install(tmp_path)
+    url = "https://ride-predictor-abc123-uc.a.run.app"
+    described = json.dumps({"status": {"url": url, "traffic": traffic}})
+    describe = ["run", "services", "describe"]
+    fake.answer([(describe, url, 0, 1), (describe, described, 0)])
+    done = run_script(SHIP_MODEL, "shadow", env=fake.env(PROJECT_ID=PROJECT, PYTHON=sys.executable))
+    return done, fake.argvs()
+
+
+def test_the_shadow_pushes_to_the_tag_url_cloud_run_gave_the_candidate(tmp_path) -> None:
+    tag = "https://candidate---ride-predictor-abc123-uc.a.run.app"
+    traffic = [
+        {"revisionName": "r1", "percent": 100},
+        {"revisionName": "r2", "tag": "candidate", "url": tag},
+    ]
+
+    done, calls = shadow_against(tmp_path, traffic)
+
+    assert done.returncode == 0, done.stderr
+    sub = next(c for c in calls if c[:3] == ["pubsub", "subscriptions", "create"])
+    assert flag(sub, "push-endpoint") == tag + "/"
+    assert flag(sub, "push-auth-token-audience") == "https://ride-predictor-abc123-uc.a.run.app"
+
+
+def test_no_shadow_without_a_candidate_revision(tmp_path) -> None:
+    done, calls = shadow_against(tmp_path, [{"revisionName": "r1", "percent": 100}])
+
+    assert done.returncode == 1 and "no revision is tagged candidate" in done.stderr
+    assert not any(c[:2] == ["pubsub", "subscriptions"] for c in calls)
+
+
 def test_a_shadow_of_a_quarter_filters_the_rides_by_ride_id() -> None:
     sub = command(ship("shadow", SHADOW_SIXTEENTHS="4"), "gcloud", "pubsub", "subscriptions")
 
