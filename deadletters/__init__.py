@@ -110,13 +110,9 @@ def fetch(
     while len(letters) < limit and empty < EMPTY_PULLS and time.monotonic() < deadline:
         started = time.monotonic()
         try:
-            response = subscriber.pull(
-                request={
-                    "subscription": subscription,
-                    "max_messages": min(PULL_BATCH, limit - len(letters)),
-                },
-                timeout=EMPTY_PULL_WAIT_S,
-            )
+            batch = min(PULL_BATCH, limit - len(letters))
+            request = {"subscription": subscription, "max_messages": batch}
+            response = subscriber.pull(request=request, timeout=EMPTY_PULL_WAIT_S)
             received = list(response.received_messages)
         except gexc.DeadlineExceeded:
             received = []
@@ -127,13 +123,8 @@ def fetch(
         empty = 0
         for message in received:
             m = message.message
-            letter = DeadLetter(
-                message.ack_id,
-                m.message_id,
-                m.publish_time.isoformat(),
-                bytes(m.data),
-                dict(m.attributes),
-            )
+            letter = DeadLetter(message.ack_id, m.message_id, m.publish_time.isoformat(),
+                                bytes(m.data), dict(m.attributes))  # fmt: skip
             letters[m.message_id] = letter
             if leases is not None:
                 leases.hold(letter)
@@ -183,15 +174,9 @@ class Leases:
             with self._lock:
                 ack_ids = list(self._held.values())
             for i in range(0, len(ack_ids), PULL_BATCH):
+                batch = ack_ids[i : i + PULL_BATCH]
                 try:
-                    self._subscriber.modify_ack_deadline(
-                        request={
-                            "subscription": self._subscription,
-                            "ack_ids": ack_ids[i : i + PULL_BATCH],
-                            "ack_deadline_seconds": self._lease_s,
-                        },
-                        timeout=10,
-                    )
+                    _set_deadline(self._subscriber, self._subscription, batch, self._lease_s)
                 except gexc.GoogleAPICallError:
                     continue  # the next round tries again; a lapsed lease means a redelivery
                 self.extended += 1
@@ -201,14 +186,17 @@ def release(subscriber: Any, subscription: str, letters: Iterable[DeadLetter]) -
     """Hand leased dead letters back to the subscription untouched."""
     ack_ids = [letter.ack_id for letter in letters]
     for i in range(0, len(ack_ids), PULL_BATCH):
-        subscriber.modify_ack_deadline(
-            request={
-                "subscription": subscription,
-                "ack_ids": ack_ids[i : i + PULL_BATCH],
-                "ack_deadline_seconds": 0,
-            },
-            timeout=10,
-        )
+        _set_deadline(subscriber, subscription, ack_ids[i : i + PULL_BATCH], 0)
+
+
+def _set_deadline(subscriber: Any, subscription: str, ack_ids: list[str], seconds: int) -> None:
+    request = {"subscription": subscription, "ack_ids": ack_ids, "ack_deadline_seconds": seconds}
+    subscriber.modify_ack_deadline(request=request, timeout=10)
+
+
+def _ack(subscriber: Any, subscription: str, letter: DeadLetter) -> None:
+    request = {"subscription": subscription, "ack_ids": [letter.ack_id]}
+    subscriber.acknowledge(request=request, timeout=10)
 
 
 def replay(
@@ -235,9 +223,7 @@ def replay(
             future = publisher.publish(topic, letter.data, **letter.original_attributes())
             replayed[letter.message_id] = str(future.result(timeout=30))
         try:
-            subscriber.acknowledge(
-                request={"subscription": subscription, "ack_ids": [letter.ack_id]}, timeout=10
-            )
+            _ack(subscriber, subscription, letter)
         except gexc.GoogleAPICallError:
             if unacked is not None:
                 unacked.append(letter)
@@ -254,7 +240,5 @@ def sweep(
     done = [letter for letter in letters if letter.message_id in replayed]
     release(subscriber, subscription, [x for x in letters if x.message_id not in replayed])
     for letter in done:
-        subscriber.acknowledge(
-            request={"subscription": subscription, "ack_ids": [letter.ack_id]}, timeout=10
-        )
+        _ack(subscriber, subscription, letter)
     return len(done)

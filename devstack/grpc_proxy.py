@@ -1,14 +1,7 @@
-"""A fault-injecting gRPC proxy in front of the Pub/Sub emulator, with knobs changed while it runs.
+"""A gRPC proxy in front of the Pub/Sub emulator with the faults GCP shows and it does not.
 
-Every method is forwarded as raw bytes (grpcio's generic handlers, identity serializers) to the
-emulator through one channel. The faults are those real Pub/Sub shows and the emulator does not:
-latency per method, Publish calls failing with UNAVAILABLE or DEADLINE_EXCEEDED (before the
-message reaches the emulator, or after it was published), StreamingPulls closed by the server
-every N seconds, and calls on chosen subscriptions answered PERMISSION_DENIED or NOT_FOUND.
-
-A client's StreamingPull is never cancelled upstream, so that a drill measures the services and
-not the emulator's defect with cancelled streams: see `devstack.pull_relay`. `ProxyProcess`
-(`devstack.proxy`) runs the proxy in a process of its own.
+Every method is forwarded as raw bytes; StreamingPull through `devstack.pull_relay`, which never
+cancels upstream. The knobs and how they are tested: docs/reliability.md ("the fault proxy").
 """
 
 import logging
@@ -62,7 +55,7 @@ class Faults:
         return None
 
 
-class FaultProxy:
+class FaultProxy(grpc.GenericRpcHandler):
     """Listen on a loopback port and forward every Pub/Sub call to `upstream`, faults applied."""
 
     def __init__(self, upstream: str, port: int = 0, workers: int = 128) -> None:
@@ -75,22 +68,19 @@ class FaultProxy:
         self._streams: set[PullRelay] = set()
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="proxy"),
-            handlers=[_Handler(self)],
+            handlers=[self],
             options=UNLIMITED,
         )
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{self.port}"
+        self._server.start()
+        log.info("gRPC fault proxy on %s, forwarding to %s", self.address, self.upstream)
 
     def __enter__(self) -> "FaultProxy":
-        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def start(self) -> None:
-        self._server.start()
-        log.info("gRPC fault proxy on %s, forwarding to %s", self.address, self.upstream)
 
     def stop(self, grace_s: float = 1.0) -> None:
         """End every stream cleanly upstream, stop serving, and close the upstream channel."""
@@ -220,6 +210,17 @@ class FaultProxy:
             with self._lock:
                 self._streams.discard(stream)
 
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        """Route every method here: StreamingPull as a stream, everything else unary."""
+        method: str = details.method  # type: ignore[attr-defined]
+        if method.endswith("/" + STREAMING_PULL):
+            return grpc.stream_stream_rpc_method_handler(
+                lambda requests, context: self.streaming_pull(method, requests, context)
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: self.unary(method, request, context)
+        )
+
     def nack(self, subscription: str, ack_ids: list[str]) -> None:
         """Hand messages that reached a detached stream back to the subscription at once."""
         request = _ModAck(subscription=subscription, ack_ids=ack_ids, ack_deadline_seconds=0)
@@ -235,21 +236,3 @@ class FaultProxy:
     def _draw(self, share: float) -> bool:
         with self._lock:
             return self._random.random() < share
-
-
-class _Handler(grpc.GenericRpcHandler):
-    """Route every method to the proxy: StreamingPull as a stream, everything else unary."""
-
-    def __init__(self, proxy: FaultProxy) -> None:
-        self._proxy = proxy
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        method: str = details.method  # type: ignore[attr-defined]
-        proxy = self._proxy
-        if method.endswith("/" + STREAMING_PULL):
-            return grpc.stream_stream_rpc_method_handler(
-                lambda requests, context: proxy.streaming_pull(method, requests, context)
-            )
-        return grpc.unary_unary_rpc_method_handler(
-            lambda request, context: proxy.unary(method, request, context)
-        )

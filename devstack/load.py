@@ -349,25 +349,13 @@ class Rider:
         out.crossed = body.get("ride_id") != out.ride.ride_id or wrong_value
 
 
-def run_load(
-    rider: "Rider",
-    rides: list[Ride],
-    rate_per_s: float,
-    deadline_s: float,
-    workers: int = 64,
-    open_loop: bool = False,
-) -> "LoadRun":
-    """Start confirming `rides` at a steady rate in the background; `LoadRun.wait` collects.
+class LoadRun:
+    """Confirm `rides` at a steady rate in a thread of its own; `wait` collects the outcomes.
 
     With `open_loop`, each ride's first POST is sent by `run`: a thread per ride cannot keep up
     hundreds of rides a second on a small machine; then only the rides it did not settle (202,
     503, a broken connection) are driven on by `rider`'s threads.
     """
-    return LoadRun(rider, rides, rate_per_s, deadline_s, workers, open_loop)
-
-
-class LoadRun:
-    """Rides confirmed at a steady rate in a thread of its own; collect them with `wait`."""
 
     def __init__(
         self,
@@ -375,8 +363,8 @@ class LoadRun:
         rides: list[Ride],
         rate_per_s: float,
         deadline_s: float,
-        workers: int,
-        open_loop: bool,
+        workers: int = 64,
+        open_loop: bool = False,
     ) -> None:
         self.started = time.monotonic()
         self._deadline = self.started + deadline_s
@@ -395,9 +383,7 @@ class LoadRun:
             ]
             if open_loop:  # timed from when the open-loop client had them due
                 origin = self.started + START_DELAY_S
-                outcomes = [
-                    Outcome(ride, started=origin + i / rate) for i, ride in enumerate(rides)
-                ]
+                outcomes = [Outcome(r, started=origin + i / rate) for i, r in enumerate(rides)]
                 self._first_posts(rider, rides, rate, outcomes)
                 todo = [(i, o.ride, o) for i, o in enumerate(outcomes) if o.final is None]
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rider") as pool:
@@ -438,6 +424,9 @@ class LoadRun:
         if self._error is not None:
             raise self._error
         return self._outcomes
+
+
+run_load = LoadRun  # `run_load(rider, rides, rate_per_s, deadline_s).wait()`
 
 
 class EstimateProbe:

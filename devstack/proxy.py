@@ -98,14 +98,10 @@ class TcpProxy:
         self.address = f"127.0.0.1:{self.port}"
 
     def __enter__(self) -> "TcpProxy":
-        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def start(self) -> None:
-        """Serving starts with the proxy; kept so that `with TcpProxy(...)` reads as it did."""
 
     def stop(self) -> None:
         async def close() -> None:
@@ -269,7 +265,6 @@ def _serve(kind: str, upstream: str, options: dict[str, Any], conn: Connection) 
         proxy: Any = FaultProxy(upstream, **options)
     else:
         proxy = TcpProxy(upstream, **options)
-    proxy.start()
     conn.send(proxy.address)
     try:
         while True:  # ends with "stop", or when the caller's process goes (EOFError)

@@ -91,18 +91,13 @@ class Settings:
 
     @property
     def topology(self) -> Topology:
+        names = ("rides_topic", "results_topic", "dead_letter_topic", "push_subscription",
+                 "dead_letter_subscription")  # fmt: skip
+        recorder = self.recorder_subscription if self.ride_store == "firestore" else None
         return Topology(
-            project=self.project,
-            push_endpoint=f"http://127.0.0.1:{self.predictor_port}/",
-            rides_topic=self.rides_topic,
-            results_topic=self.results_topic,
-            dead_letter_topic=self.dead_letter_topic,
-            push_subscription=self.push_subscription,
-            dead_letter_subscription=self.dead_letter_subscription,
-            recorder_subscription=(
-                self.recorder_subscription if self.ride_store == "firestore" else None
-            ),
-        )
+            self.project, f"http://127.0.0.1:{self.predictor_port}/",
+            recorder_subscription=recorder, **{name: getattr(self, name) for name in names},
+        )  # fmt: skip
 
 
 class PortInUse(RuntimeError):
@@ -117,14 +112,8 @@ class Service:
     ) -> None:
         self.package, self.port = package, port
         self.url = f"http://127.0.0.1:{port}"
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / package / "gunicorn_conf.py"),
-            app or f"{package}:create_app()",
-        ]
+        conf = str(ROOT / package / "gunicorn_conf.py")
+        argv = [sys.executable, "-m", "gunicorn", "-c", conf, app or f"{package}:create_app()"]
         env = env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)}
         self.process = Process(f"{package}:{port}", argv, env, log_path)
 
@@ -231,10 +220,8 @@ class Stack:
                 self.firestore.start()
             self.ensure_model()
             self.progress("creating topics and subscriptions")
-            provision(self.settings.topology, self.address)
-            self.progress(
-                f"starting the predictor on {self.predictor.url} (loads {self.model_uri})"
-            )
+            self.provision()
+            self.progress(f"starting the predictor on {self.predictor.url} ({self.model_uri})")
             self.predictor.start()
             for backend in self.backends:
                 self.progress(f"starting the backend on {backend.url}")
