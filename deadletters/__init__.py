@@ -1,10 +1,8 @@
 """Dead letters are not a dead end: list them with their reason, replay the fixable ones.
 
-Works against Pub/Sub or, when PUBSUB_EMULATOR_HOST is set, the emulator. Listing leases the
-messages for a moment and hands them back untouched; replaying publishes the original data and
-attributes to the rides topic and acknowledges a dead letter only once that publish is confirmed,
-so a replay interrupted half-way loses nothing (at worst a ride is predicted twice, which the
-backend absorbs: the first result wins).
+Works against Pub/Sub or, when PUBSUB_EMULATOR_HOST is set, the emulator. A dead letter is acked
+only once its replay is published, so an interrupted replay loses nothing; why it is safe for
+long lists and replays: docs/reliability.md ("The dead-letter tool").
 """
 
 import os
@@ -26,10 +24,8 @@ PULL_BATCH = 100
 PULL_BUDGET_S = 60.0
 # A pull with nothing to return waits until its deadline: keep that short, it means "no more".
 EMPTY_PULL_WAIT_S = 1.0
-# One empty pull does not mean an empty subscription: Pub/Sub may answer a pull with fewer
-# messages than asked for, none included, while more remain
-# (https://cloud.google.com/pubsub/docs/pull#unary_pull). Only this many empty pulls in a row,
-# each at least EMPTY_PULL_GAP_S apart, count as "no more".
+# Pub/Sub may answer a pull with no message while more remain: only this many empty pulls in a
+# row, each at least EMPTY_PULL_GAP_S apart, count as "no more".
 EMPTY_PULLS = 3
 EMPTY_PULL_GAP_S = 0.5
 # What the tool holds stays leased: each held letter's deadline is set to LEASE_S every

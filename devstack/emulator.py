@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 from .processes import Process, http_status, port_open, wait_until
@@ -35,9 +34,8 @@ class GcloudEmulator:
     what: str  # "the Pub/Sub emulator", in messages
     log_name: str  # in the workdir
 
-    def __init__(self, port: int, workdir: Path, host: str = "127.0.0.1") -> None:
-        self.host, self.port = host, port
-        self.address = f"{host}:{port}"
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.address = port, f"127.0.0.1:{port}"
         self._workdir = workdir
         self._process: Process | None = None
 
@@ -72,7 +70,7 @@ class GcloudEmulator:
 
         # gcloud exits first; its JVM, signalled with it, may serve a moment longer.
         def closed() -> bool:
-            return not port_open(self.host, self.port)
+            return not port_open("127.0.0.1", self.port)
 
         try:
             wait_until(closed, STOP_TIMEOUT_S, interval_s=0.1)
@@ -81,20 +79,14 @@ class GcloudEmulator:
             wait_until(closed, STOP_TIMEOUT_S, interval_s=0.1, what=f"{self.address} to close")
         self._process = None
 
-    def restart(self, down_for_s: float = 0.0) -> None:
-        """Stop, stay down for a while, and start again with empty state, as a fault would."""
-        self.stop()
-        time.sleep(down_for_s)
-        self.start()
-
 
 class Emulator(GcloudEmulator):
     """Start, stop and restart the emulator on a loopback port with its own data folder."""
 
     what, log_name = "the Pub/Sub emulator", "emulator.log"
 
-    def __init__(self, port: int, project: str, workdir: Path, host: str = "127.0.0.1") -> None:
-        super().__init__(port, workdir, host)
+    def __init__(self, port: int, project: str, workdir: Path) -> None:
+        super().__init__(port, workdir)
         self.project = project
 
     def start(self) -> None:

@@ -25,10 +25,8 @@ class FirestoreEmulator(GcloudEmulator):
 
     what, log_name = "the Firestore emulator", "firestore-emulator.log"
 
-    def __init__(
-        self, port: int, workdir: Path, host: str = "127.0.0.1", keep_project: str | None = None
-    ) -> None:
-        super().__init__(port, workdir, host)
+    def __init__(self, port: int, workdir: Path, keep_project: str | None = None) -> None:
+        super().__init__(port, workdir)
         self._keep_project = keep_project
         self._export = workdir / f"firestore-{port}-export"
 

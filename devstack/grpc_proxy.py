@@ -27,6 +27,7 @@ log = logging.getLogger("devstack.grpc_proxy")
 When = Literal["before", "after", "either"]
 UNLIMITED = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 NACK_TIMEOUT_S = 5.0
+WORKERS = 128  # threads: each open StreamingPull holds one
 _ModAck = ModifyAckDeadlineRequest.pb()
 
 
@@ -58,7 +59,7 @@ class Faults:
 class FaultProxy(grpc.GenericRpcHandler):
     """Listen on a loopback port and forward every Pub/Sub call to `upstream`, faults applied."""
 
-    def __init__(self, upstream: str, port: int = 0, workers: int = 128) -> None:
+    def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self._channel = grpc.insecure_channel(upstream, options=UNLIMITED)
         self._faults = Faults()
@@ -67,11 +68,11 @@ class FaultProxy(grpc.GenericRpcHandler):
         self._random = random.Random(0)
         self._streams: set[PullRelay] = set()
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="proxy"),
+            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="proxy"),
             handlers=[self],
             options=UNLIMITED,
         )
-        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
         self.address = f"127.0.0.1:{self.port}"
         self._server.start()
         log.info("gRPC fault proxy on %s, forwarding to %s", self.address, self.upstream)
@@ -82,7 +83,7 @@ class FaultProxy(grpc.GenericRpcHandler):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def stop(self, grace_s: float = 1.0) -> None:
+    def stop(self) -> None:
         """End every stream cleanly upstream, stop serving, and close the upstream channel."""
         with self._lock:
             streams = list(self._streams)
@@ -91,7 +92,7 @@ class FaultProxy(grpc.GenericRpcHandler):
         deadline = time.monotonic() + DETACH_TIMEOUT_S
         for stream in streams:
             stream.upstream_ended.wait(max(0.0, deadline - time.monotonic()))
-        self._server.stop(grace_s).wait(grace_s + 5)
+        self._server.stop(1.0).wait(6.0)  # a second's grace for calls in flight
         self._channel.close()
 
     # The knobs. Each replaces the whole set at once: a call in progress keeps the set it read.
