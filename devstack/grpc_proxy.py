@@ -107,11 +107,8 @@ class FaultProxy(grpc.GenericRpcHandler):
 
     def set_latency(self, default_s: float | None = None, **by_method_s: float) -> None:
         """Add latency to calls: `Publish=0.03`, `StreamingPull=0.03` (its responses), a default."""
-        latency = dict(self._faults.latency_s) | by_method_s
-        if default_s is None:
-            self._change(latency_s=latency)
-        else:
-            self._change(latency_s=latency, default_latency_s=default_s)
+        default = self._faults.default_latency_s if default_s is None else default_s
+        self._change(latency_s=self._faults.latency_s | by_method_s, default_latency_s=default)
 
     def fail_publishes(
         self, share: float, code: Code = Code.UNAVAILABLE, when: When = "before"

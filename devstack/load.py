@@ -50,7 +50,7 @@ class OpenLoopResult:
 
 
 class _Pool:
-    """Keep-alive HTTP/1.1 connections to one host, opened on demand."""
+    """Keep-alive HTTP/1.1 connections to one host, opened on demand, for JSON POSTs."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -59,15 +59,13 @@ class _Pool:
         self.opened = 0
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
-    async def request(
-        self, method: str, path: str, body: bytes, timeout_s: float
-    ) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, timeout_s: float) -> tuple[int, bytes]:
         async with self._slots:
             for attempt in range(2):
                 reader, writer, reused = await self._connection()
                 try:
                     status, payload, keep = await asyncio.wait_for(
-                        self._exchange(reader, writer, method, path, body), timeout_s
+                        self._exchange(reader, writer, path, body), timeout_s
                     )
                 except (ConnectionError, asyncio.IncompleteReadError) as err:
                     writer.close()
@@ -96,15 +94,10 @@ class _Pool:
         return reader, writer, False
 
     async def _exchange(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        method: str,
-        path: str,
-        body: bytes,
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes
     ) -> tuple[int, bytes, bool]:
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         writer.write(head.encode() + body)
@@ -142,16 +135,13 @@ async def _run(
     async def one(index: int, due: float) -> None:
         sent = loop.time()
         try:
-            status, payload = await pools[index % len(pools)].request(
-                "POST", path, body(index), timeout_s
-            )
+            status, payload = await pools[index % len(pools)].post(path, body(index), timeout_s)
         except Exception as err:  # one failed request is counted, never fatal to the run
             errors.append(f"{index}: {type(err).__name__}: {err}")
             return
+        latency_ms = (loop.time() - due) * 1000
         outcomes.append(
-            Answer(
-                index, due - start, (loop.time() - due) * 1000, status, payload, (sent - due) * 1000
-            )
+            Answer(index, due - start, latency_ms, status, payload, (sent - due) * 1000)
         )
 
     tasks = []
@@ -463,10 +453,9 @@ def double_answers(outcomes: list[Outcome]) -> int:
     for out in outcomes:
         if out.final is None or out.answered_by is None:
             continue
+        url = f"{out.answered_by}/rides/{out.ride.ride_id}"
         try:
-            response = requests.get(
-                f"{out.answered_by}/rides/{out.ride.ride_id}", timeout=HTTP_TIMEOUT_S
-            )
+            response = requests.get(url, timeout=HTTP_TIMEOUT_S)
         except requests.RequestException:
             continue  # that backend is gone; what it answered cannot change any more
         if response.status_code == 200 and response.json().get("duration_final") != out.final:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .emulator import Emulator
+from .emulator import Emulator, GcloudEmulator
 from .firestore import FirestoreEmulator
 from .processes import Process, free_port, http_status, port_open, wait_until
 from .pubsub import Topology, provision
@@ -155,15 +155,14 @@ class Stack:
         self.settings = settings
         self.progress = progress
         settings.workdir.mkdir(parents=True, exist_ok=True)
-        self.owns_emulator = emulator is None
-        self.emulator = emulator or Emulator(
-            settings.emulator_port, settings.project, settings.workdir
-        )
-        self.address = self.emulator.address
-        self.owns_firestore = firestore is None and settings.ride_store == "firestore"
-        self.firestore = firestore
-        if self.owns_firestore:
-            self.firestore = FirestoreEmulator(settings.firestore_port, settings.workdir)
+        self.owned: list[GcloudEmulator] = []  # the emulators this stack starts and stops
+        if emulator is None:
+            emulator = Emulator(settings.emulator_port, settings.project, settings.workdir)
+            self.owned.append(emulator)
+        if firestore is None and settings.ride_store == "firestore":
+            firestore = FirestoreEmulator(settings.firestore_port, settings.workdir)
+            self.owned.append(firestore)
+        self.emulator, self.firestore, self.address = emulator, firestore, emulator.address
         self.predictor = Service(
             "predictor_service",
             settings.predictor_port,
@@ -212,12 +211,9 @@ class Stack:
 
     def start(self) -> None:
         try:
-            if self.owns_emulator:
-                self.progress(f"starting the Pub/Sub emulator on {self.address}")
-                self.emulator.start()
-            if self.owns_firestore and self.firestore is not None:
-                self.progress(f"starting the Firestore emulator on {self.firestore.address}")
-                self.firestore.start()
+            for owned in self.owned:
+                self.progress(f"starting {owned.what} on {owned.address}")
+                owned.start()
             self.ensure_model()
             self.progress("creating topics and subscriptions")
             self.provision()
@@ -246,12 +242,8 @@ class Stack:
         provision(self.settings.topology, self.address)
 
     def stop(self) -> None:
-        for service in [*self.backends, self.predictor]:
-            service.stop()
-        if self.owns_emulator:
-            self.emulator.stop()
-        if self.owns_firestore and self.firestore is not None:
-            self.firestore.stop()
+        for part in [*self.backends, self.predictor, *self.owned]:
+            part.stop()
 
 
 def isolated_settings(
