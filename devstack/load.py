@@ -1,10 +1,9 @@
 """The lab's load: an open-loop generator (benchmarks) and a rider (drills), one schedule.
 
-`run` sends requests on a fixed schedule and times each from its scheduled moment: a
-closed-loop client slows down with the server and hides a backlog (coordinated omission); this
-one keeps the schedule, opens more keep-alive connections when answers are late, and counts the
-time a request waited for the client as part of its latency. `Rider` drives one ride to its
-final duration as a patient rider app would; `run_load` confirms rides at a steady rate with it.
+`run` keeps a fixed schedule, opening more keep-alive connections when answers are late, and
+times each request from its due moment, so a backlog shows instead of slowing the client
+(coordinated omission). `Rider` drives one ride to its final duration as a patient rider app
+would; `run_load` confirms rides at a steady rate with it.
 """
 
 import asyncio

@@ -242,8 +242,10 @@ class Stack:
         provision(self.settings.topology, self.address)
 
     def stop(self) -> None:
-        for part in [*self.backends, self.predictor, *self.owned]:
-            part.stop()
+        for service in [*self.backends, self.predictor]:
+            service.stop()
+        for emulator in self.owned:
+            emulator.stop()
 
 
 def isolated_settings(
