@@ -47,7 +47,8 @@ class GcloudEmulator:
         argv = ["gcloud", *command.split(), f"--host-port={self.address}", *flags]
         argv += ["--quiet", "--verbosity=error"]
         env = os.environ | {"CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-        self._process = process = Process(self.log_name, argv, env, self._workdir / self.log_name)
+        name = self.log_name.removesuffix(".log")
+        self._process = process = Process(name, argv, env, self._workdir / self.log_name)
         process.start()
 
         def ready() -> bool:

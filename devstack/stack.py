@@ -217,7 +217,9 @@ class Stack:
             self.ensure_model()
             self.progress("creating topics and subscriptions")
             self.provision()
-            self.progress(f"starting the predictor on {self.predictor.url} ({self.model_uri})")
+            self.progress(
+                f"starting the predictor on {self.predictor.url}, loading {self.model_uri}"
+            )
             self.predictor.start()
             for backend in self.backends:
                 self.progress(f"starting the backend on {backend.url}")
