@@ -74,10 +74,12 @@ class PullRelay:
         """Yield the emulator's responses to the client, delayed, until the stream ends."""
         try:
             while True:
-                ended = self._check()
-                if ended is not None:
-                    self._finish(*ended)
-                    return
+                if (ended := self._check()) is not None:
+                    code, details = ended
+                    if code not in (Code.OK, Code.CANCELLED):
+                        self.context.set_code(code)
+                        self.context.set_details(details)
+                    return  # detached below
                 try:
                     item = self._down.get(timeout=POLL_S)
                 except queue.Empty:
@@ -105,12 +107,6 @@ class PullRelay:
             return Code.UNAVAILABLE, CLOSED_DETAILS
         with self._lock:
             return self._end
-
-    def _finish(self, code: Code, details: str) -> None:
-        self._detach()
-        if code not in (Code.OK, Code.CANCELLED):
-            self.context.set_code(code)
-            self.context.set_details(details)
 
     def _wait(self, until: float) -> None:
         while (left := until - time.monotonic()) > 0 and self._end is None:

@@ -61,11 +61,8 @@ def detail(span: dict[str, Any]) -> str:
     attributes = span["attributes"]
     if span["kind"] == "SERVER":
         return span["name"]
-    parts = [
-        str(attributes[key])
-        for key in ("messaging.destination.name", "model_version")
-        if key in attributes
-    ]
+    keys = ("messaging.destination.name", "model_version")
+    parts = [str(attributes[key]) for key in keys if key in attributes]
     if "messaging.message.id" in attributes:
         parts.append(f"message {attributes['messaging.message.id']}")
     if span["status"] == "ERROR":
