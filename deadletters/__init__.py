@@ -1,10 +1,8 @@
 """Dead letters are not a dead end: list them with their reason, replay the fixable ones.
 
-Works against Pub/Sub or, when PUBSUB_EMULATOR_HOST is set, the emulator. Listing leases the
-messages for a moment and hands them back untouched; replaying publishes the original data and
-attributes to the rides topic and acknowledges a dead letter only once that publish is confirmed,
-so a replay interrupted half-way loses nothing (at worst a ride is predicted twice, which the
-backend absorbs: the first result wins).
+Works against Pub/Sub or, when PUBSUB_EMULATOR_HOST is set, the emulator. A dead letter is acked
+only once its replay is published, so an interrupted replay loses nothing; why it is safe for
+long lists and replays: docs/reliability.md ("The dead-letter tool").
 """
 
 import os
@@ -26,10 +24,8 @@ PULL_BATCH = 100
 PULL_BUDGET_S = 60.0
 # A pull with nothing to return waits until its deadline: keep that short, it means "no more".
 EMPTY_PULL_WAIT_S = 1.0
-# One empty pull does not mean an empty subscription: Pub/Sub may answer a pull with fewer
-# messages than asked for, none included, while more remain
-# (https://cloud.google.com/pubsub/docs/pull#unary_pull). Only this many empty pulls in a row,
-# each at least EMPTY_PULL_GAP_S apart, count as "no more".
+# Pub/Sub may answer a pull with no message while more remain: only this many empty pulls in a
+# row, each at least EMPTY_PULL_GAP_S apart, count as "no more".
 EMPTY_PULLS = 3
 EMPTY_PULL_GAP_S = 0.5
 # What the tool holds stays leased: each held letter's deadline is set to LEASE_S every
@@ -110,13 +106,9 @@ def fetch(
     while len(letters) < limit and empty < EMPTY_PULLS and time.monotonic() < deadline:
         started = time.monotonic()
         try:
-            response = subscriber.pull(
-                request={
-                    "subscription": subscription,
-                    "max_messages": min(PULL_BATCH, limit - len(letters)),
-                },
-                timeout=EMPTY_PULL_WAIT_S,
-            )
+            batch = min(PULL_BATCH, limit - len(letters))
+            request = {"subscription": subscription, "max_messages": batch}
+            response = subscriber.pull(request=request, timeout=EMPTY_PULL_WAIT_S)
             received = list(response.received_messages)
         except gexc.DeadlineExceeded:
             received = []
@@ -127,13 +119,8 @@ def fetch(
         empty = 0
         for message in received:
             m = message.message
-            letter = DeadLetter(
-                message.ack_id,
-                m.message_id,
-                m.publish_time.isoformat(),
-                bytes(m.data),
-                dict(m.attributes),
-            )
+            letter = DeadLetter(message.ack_id, m.message_id, m.publish_time.isoformat(),
+                                bytes(m.data), dict(m.attributes))  # fmt: skip
             letters[m.message_id] = letter
             if leases is not None:
                 leases.hold(letter)
@@ -183,15 +170,9 @@ class Leases:
             with self._lock:
                 ack_ids = list(self._held.values())
             for i in range(0, len(ack_ids), PULL_BATCH):
+                batch = ack_ids[i : i + PULL_BATCH]
                 try:
-                    self._subscriber.modify_ack_deadline(
-                        request={
-                            "subscription": self._subscription,
-                            "ack_ids": ack_ids[i : i + PULL_BATCH],
-                            "ack_deadline_seconds": self._lease_s,
-                        },
-                        timeout=10,
-                    )
+                    _set_deadline(self._subscriber, self._subscription, batch, self._lease_s)
                 except gexc.GoogleAPICallError:
                     continue  # the next round tries again; a lapsed lease means a redelivery
                 self.extended += 1
@@ -201,14 +182,17 @@ def release(subscriber: Any, subscription: str, letters: Iterable[DeadLetter]) -
     """Hand leased dead letters back to the subscription untouched."""
     ack_ids = [letter.ack_id for letter in letters]
     for i in range(0, len(ack_ids), PULL_BATCH):
-        subscriber.modify_ack_deadline(
-            request={
-                "subscription": subscription,
-                "ack_ids": ack_ids[i : i + PULL_BATCH],
-                "ack_deadline_seconds": 0,
-            },
-            timeout=10,
-        )
+        _set_deadline(subscriber, subscription, ack_ids[i : i + PULL_BATCH], 0)
+
+
+def _set_deadline(subscriber: Any, subscription: str, ack_ids: list[str], seconds: int) -> None:
+    request = {"subscription": subscription, "ack_ids": ack_ids, "ack_deadline_seconds": seconds}
+    subscriber.modify_ack_deadline(request=request, timeout=10)
+
+
+def _ack(subscriber: Any, subscription: str, letter: DeadLetter) -> None:
+    request = {"subscription": subscription, "ack_ids": [letter.ack_id]}
+    subscriber.acknowledge(request=request, timeout=10)
 
 
 def replay(
@@ -235,9 +219,7 @@ def replay(
             future = publisher.publish(topic, letter.data, **letter.original_attributes())
             replayed[letter.message_id] = str(future.result(timeout=30))
         try:
-            subscriber.acknowledge(
-                request={"subscription": subscription, "ack_ids": [letter.ack_id]}, timeout=10
-            )
+            _ack(subscriber, subscription, letter)
         except gexc.GoogleAPICallError:
             if unacked is not None:
                 unacked.append(letter)
@@ -254,7 +236,5 @@ def sweep(
     done = [letter for letter in letters if letter.message_id in replayed]
     release(subscriber, subscription, [x for x in letters if x.message_id not in replayed])
     for letter in done:
-        subscriber.acknowledge(
-            request={"subscription": subscription, "ack_ids": [letter.ack_id]}, timeout=10
-        )
+        _ack(subscriber, subscription, letter)
     return len(done)

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 from .processes import Process, http_status, port_open, wait_until
@@ -32,37 +31,37 @@ def unavailable_reason() -> str | None:
 class GcloudEmulator:
     """A gcloud emulator on a loopback port, in its own process group, stopped by its PID."""
 
-    def __init__(self, port: int, workdir: Path, host: str = "127.0.0.1") -> None:
-        self.host, self.port = host, port
-        self.address = f"{host}:{port}"
+    what: str  # "the Pub/Sub emulator", in messages
+    log_name: str  # in the workdir
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.address = port, f"127.0.0.1:{port}"
         self._workdir = workdir
         self._process: Process | None = None
 
     def start(self) -> None:
         raise NotImplementedError
 
-    def _launch(self, name: str, argv: list[str], log: str, ready_url: str, what: str) -> None:
-        """Start `argv` and wait until `ready_url` answers 200; stop it and raise if it does not."""
+    def _launch(self, command: str, flags: list[str], ready_path: str) -> None:
+        """Start `gcloud <command>`; wait until `ready_path` answers 200, else stop it and raise."""
+        argv = ["gcloud", *command.split(), f"--host-port={self.address}", *flags]
+        argv += ["--quiet", "--verbosity=error"]
         env = os.environ | {"CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-        self._process = Process(name, argv, env, self._workdir / log)
-        self._process.start()
-        try:
-            wait_until(
-                lambda: self._running(what) and http_status(ready_url) == 200,
-                START_TIMEOUT_S,
-                interval_s=0.2,
-                what=f"{what} on {self.address}",
-            )
-        except TimeoutError:
-            tail = self._process.log_tail()
-            self.stop()
-            raise RuntimeError(f"{what} did not start:\n{tail}") from None
+        name = self.log_name.removesuffix(".log")
+        self._process = process = Process(name, argv, env, self._workdir / self.log_name)
+        process.start()
 
-    def _running(self, what: str) -> bool:
-        assert self._process is not None
-        if not self._process.alive():
-            raise RuntimeError(f"{what} exited:\n{self._process.log_tail()}")
-        return True
+        def ready() -> bool:
+            if not process.alive():
+                raise RuntimeError(f"{self.what} exited:\n{process.log_tail()}")
+            return http_status(f"http://{self.address}{ready_path}") == 200
+
+        try:
+            wait_until(ready, START_TIMEOUT_S, 0.2, f"{self.what} on {self.address}")
+        except TimeoutError:
+            tail = process.log_tail()
+            self.stop()
+            raise RuntimeError(f"{self.what} did not start:\n{tail}") from None
 
     def stop(self) -> None:
         """Stop gcloud and the emulator under it; return once its port is closed."""
@@ -72,7 +71,7 @@ class GcloudEmulator:
 
         # gcloud exits first; its JVM, signalled with it, may serve a moment longer.
         def closed() -> bool:
-            return not port_open(self.host, self.port)
+            return not port_open("127.0.0.1", self.port)
 
         try:
             wait_until(closed, STOP_TIMEOUT_S, interval_s=0.1)
@@ -81,35 +80,19 @@ class GcloudEmulator:
             wait_until(closed, STOP_TIMEOUT_S, interval_s=0.1, what=f"{self.address} to close")
         self._process = None
 
-    def restart(self, down_for_s: float = 0.0) -> None:
-        """Stop, stay down for a while, and start again with empty state, as a fault would."""
-        self.stop()
-        time.sleep(down_for_s)
-        self.start()
-
 
 class Emulator(GcloudEmulator):
     """Start, stop and restart the emulator on a loopback port with its own data folder."""
 
-    def __init__(self, port: int, project: str, workdir: Path, host: str = "127.0.0.1") -> None:
-        super().__init__(port, workdir, host)
+    what, log_name = "the Pub/Sub emulator", "emulator.log"
+
+    def __init__(self, port: int, project: str, workdir: Path) -> None:
+        super().__init__(port, workdir)
         self.project = project
 
     def start(self) -> None:
         data_dir = self._workdir / f"pubsub-{self.port}"
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
-        argv = [
-            "gcloud",
-            "beta",
-            "emulators",
-            "pubsub",
-            "start",
-            f"--host-port={self.address}",
-            f"--project={self.project}",
-            f"--data-dir={data_dir}",
-            "--quiet",
-            "--verbosity=error",
-        ]
-        url = f"http://{self.address}/v1/projects/{self.project}/topics"
-        self._launch("pubsub-emulator", argv, "emulator.log", url, "the Pub/Sub emulator")
+        flags = [f"--project={self.project}", f"--data-dir={data_dir}"]
+        self._launch("beta emulators pubsub start", flags, f"/v1/projects/{self.project}/topics")

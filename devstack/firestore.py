@@ -23,10 +23,10 @@ class FirestoreEmulator(GcloudEmulator):
     starts again, as the real service keeps them through an outage.
     """
 
-    def __init__(
-        self, port: int, workdir: Path, host: str = "127.0.0.1", keep_project: str | None = None
-    ) -> None:
-        super().__init__(port, workdir, host)
+    what, log_name = "the Firestore emulator", "firestore-emulator.log"
+
+    def __init__(self, port: int, workdir: Path, keep_project: str | None = None) -> None:
+        super().__init__(port, workdir)
         self._keep_project = keep_project
         self._export = workdir / f"firestore-{port}-export"
 
@@ -58,19 +58,7 @@ class FirestoreEmulator(GcloudEmulator):
         return found[-1] if found else None
 
     def start(self) -> None:
-        argv = [
-            "gcloud",
-            "emulators",
-            "firestore",
-            "start",
-            f"--host-port={self.address}",
-            "--database-mode=firestore-native",
-            "--quiet",
-            "--verbosity=error",
-        ]
+        flags = ["--database-mode=firestore-native"]
         if self._keep_project is not None and (exported := self._exported()) is not None:
-            argv.append(f"--import-data={exported}")
-        url = f"http://{self.address}/"  # answers "Ok" once it serves
-        self._launch(
-            "firestore-emulator", argv, "firestore-emulator.log", url, "the Firestore emulator"
-        )
+            flags.append(f"--import-data={exported}")
+        self._launch("emulators firestore start", flags, "/")  # "/" answers "Ok" once it serves

@@ -1,14 +1,7 @@
-"""A fault-injecting gRPC proxy in front of the Pub/Sub emulator, with knobs changed while it runs.
+"""A gRPC proxy in front of the Pub/Sub emulator with the faults GCP shows and it does not.
 
-Every method is forwarded as raw bytes (grpcio's generic handlers, identity serializers) to the
-emulator through one channel. The faults are those real Pub/Sub shows and the emulator does not:
-latency per method, Publish calls failing with UNAVAILABLE or DEADLINE_EXCEEDED (before the
-message reaches the emulator, or after it was published), StreamingPulls closed by the server
-every N seconds, and calls on chosen subscriptions answered PERMISSION_DENIED or NOT_FOUND.
-
-A client's StreamingPull is never cancelled upstream, so that a drill measures the services and
-not the emulator's defect with cancelled streams: see `devstack.pull_relay`. `ProxyProcess`
-(`devstack.proxy`) runs the proxy in a process of its own.
+Every method is forwarded as raw bytes; StreamingPull through `devstack.pull_relay`, which never
+cancels upstream. The knobs and how they are tested: docs/reliability.md ("the fault proxy").
 """
 
 import logging
@@ -34,6 +27,7 @@ log = logging.getLogger("devstack.grpc_proxy")
 When = Literal["before", "after", "either"]
 UNLIMITED = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 NACK_TIMEOUT_S = 5.0
+WORKERS = 128  # threads: each open StreamingPull holds one
 _ModAck = ModifyAckDeadlineRequest.pb()
 
 
@@ -62,10 +56,10 @@ class Faults:
         return None
 
 
-class FaultProxy:
+class FaultProxy(grpc.GenericRpcHandler):
     """Listen on a loopback port and forward every Pub/Sub call to `upstream`, faults applied."""
 
-    def __init__(self, upstream: str, port: int = 0, workers: int = 128) -> None:
+    def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self._channel = grpc.insecure_channel(upstream, options=UNLIMITED)
         self._faults = Faults()
@@ -74,25 +68,22 @@ class FaultProxy:
         self._random = random.Random(0)
         self._streams: set[PullRelay] = set()
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="proxy"),
-            handlers=[_Handler(self)],
+            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="proxy"),
+            handlers=[self],
             options=UNLIMITED,
         )
-        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
         self.address = f"127.0.0.1:{self.port}"
+        self._server.start()
+        log.info("gRPC fault proxy on %s, forwarding to %s", self.address, self.upstream)
 
     def __enter__(self) -> "FaultProxy":
-        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> None:
-        self._server.start()
-        log.info("gRPC fault proxy on %s, forwarding to %s", self.address, self.upstream)
-
-    def stop(self, grace_s: float = 1.0) -> None:
+    def stop(self) -> None:
         """End every stream cleanly upstream, stop serving, and close the upstream channel."""
         with self._lock:
             streams = list(self._streams)
@@ -101,7 +92,7 @@ class FaultProxy:
         deadline = time.monotonic() + DETACH_TIMEOUT_S
         for stream in streams:
             stream.upstream_ended.wait(max(0.0, deadline - time.monotonic()))
-        self._server.stop(grace_s).wait(grace_s + 5)
+        self._server.stop(1.0).wait(6.0)  # a second's grace for calls in flight
         self._channel.close()
 
     # The knobs. Each replaces the whole set at once: a call in progress keeps the set it read.
@@ -116,11 +107,8 @@ class FaultProxy:
 
     def set_latency(self, default_s: float | None = None, **by_method_s: float) -> None:
         """Add latency to calls: `Publish=0.03`, `StreamingPull=0.03` (its responses), a default."""
-        latency = dict(self._faults.latency_s) | by_method_s
-        if default_s is None:
-            self._change(latency_s=latency)
-        else:
-            self._change(latency_s=latency, default_latency_s=default_s)
+        default = self._faults.default_latency_s if default_s is None else default_s
+        self._change(latency_s=self._faults.latency_s | by_method_s, default_latency_s=default)
 
     def fail_publishes(
         self, share: float, code: Code = Code.UNAVAILABLE, when: When = "before"
@@ -220,6 +208,17 @@ class FaultProxy:
             with self._lock:
                 self._streams.discard(stream)
 
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        """Route every method here: StreamingPull as a stream, everything else unary."""
+        method: str = details.method  # type: ignore[attr-defined]
+        if method.endswith("/" + STREAMING_PULL):
+            return grpc.stream_stream_rpc_method_handler(
+                lambda requests, context: self.streaming_pull(method, requests, context)
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: self.unary(method, request, context)
+        )
+
     def nack(self, subscription: str, ack_ids: list[str]) -> None:
         """Hand messages that reached a detached stream back to the subscription at once."""
         request = _ModAck(subscription=subscription, ack_ids=ack_ids, ack_deadline_seconds=0)
@@ -235,21 +234,3 @@ class FaultProxy:
     def _draw(self, share: float) -> bool:
         with self._lock:
             return self._random.random() < share
-
-
-class _Handler(grpc.GenericRpcHandler):
-    """Route every method to the proxy: StreamingPull as a stream, everything else unary."""
-
-    def __init__(self, proxy: FaultProxy) -> None:
-        self._proxy = proxy
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        method: str = details.method  # type: ignore[attr-defined]
-        proxy = self._proxy
-        if method.endswith("/" + STREAMING_PULL):
-            return grpc.stream_stream_rpc_method_handler(
-                lambda requests, context: proxy.streaming_pull(method, requests, context)
-            )
-        return grpc.unary_unary_rpc_method_handler(
-            lambda request, context: proxy.unary(method, request, context)
-        )

@@ -60,23 +60,11 @@ class Lab:
         firestore.start()
         return firestore
 
-    def stack(
-        self,
-        name: str,
-        *,
-        backends: int = 1,
-        emulator: Emulator | None = None,
-        service_env: dict[str, str] | None = None,
-        **overrides: Any,
-    ) -> Stack:
-        """Start a predictor and `backends` backends (one worker each) on topics of their own."""
+    def stack(self, name: str, *, emulator: Emulator | None = None, **overrides: Any) -> Stack:
+        """Start a predictor and backends (`isolated_settings`) serving the lab's model."""
+        model = str(self.model_folder)
         stack = start_isolated(
-            emulator or self.emulator,
-            self.workdir / name,
-            backends=backends,
-            model_uri=str(self.model_folder),
-            service_env=service_env or {},
-            **overrides,
+            emulator or self.emulator, self.workdir / name, model_uri=model, **overrides
         )
         self._stacks.append(stack)
         return stack

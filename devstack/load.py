@@ -1,10 +1,9 @@
 """The lab's load: an open-loop generator (benchmarks) and a rider (drills), one schedule.
 
-`run` sends requests on a fixed schedule and times each from its scheduled moment: a
-closed-loop client slows down with the server and hides a backlog (coordinated omission); this
-one keeps the schedule, opens more keep-alive connections when answers are late, and counts the
-time a request waited for the client as part of its latency. `Rider` drives one ride to its
-final duration as a patient rider app would; `run_load` confirms rides at a steady rate with it.
+`run` keeps a fixed schedule, opening more keep-alive connections when answers are late, and
+times each request from its due moment, so a backlog shows instead of slowing the client
+(coordinated omission). `Rider` drives one ride to its final duration as a patient rider app
+would; `run_load` confirms rides at a steady rate with it.
 """
 
 import asyncio
@@ -50,7 +49,7 @@ class OpenLoopResult:
 
 
 class _Pool:
-    """Keep-alive HTTP/1.1 connections to one host, opened on demand."""
+    """Keep-alive HTTP/1.1 connections to one host, opened on demand, for JSON POSTs."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -59,15 +58,13 @@ class _Pool:
         self.opened = 0
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
-    async def request(
-        self, method: str, path: str, body: bytes, timeout_s: float
-    ) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, timeout_s: float) -> tuple[int, bytes]:
         async with self._slots:
             for attempt in range(2):
                 reader, writer, reused = await self._connection()
                 try:
                     status, payload, keep = await asyncio.wait_for(
-                        self._exchange(reader, writer, method, path, body), timeout_s
+                        self._exchange(reader, writer, path, body), timeout_s
                     )
                 except (ConnectionError, asyncio.IncompleteReadError) as err:
                     writer.close()
@@ -96,15 +93,10 @@ class _Pool:
         return reader, writer, False
 
     async def _exchange(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        method: str,
-        path: str,
-        body: bytes,
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes
     ) -> tuple[int, bytes, bool]:
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         writer.write(head.encode() + body)
@@ -142,16 +134,13 @@ async def _run(
     async def one(index: int, due: float) -> None:
         sent = loop.time()
         try:
-            status, payload = await pools[index % len(pools)].request(
-                "POST", path, body(index), timeout_s
-            )
+            status, payload = await pools[index % len(pools)].post(path, body(index), timeout_s)
         except Exception as err:  # one failed request is counted, never fatal to the run
             errors.append(f"{index}: {type(err).__name__}: {err}")
             return
+        latency_ms = (loop.time() - due) * 1000
         outcomes.append(
-            Answer(
-                index, due - start, (loop.time() - due) * 1000, status, payload, (sent - due) * 1000
-            )
+            Answer(index, due - start, latency_ms, status, payload, (sent - due) * 1000)
         )
 
     tasks = []
@@ -349,25 +338,13 @@ class Rider:
         out.crossed = body.get("ride_id") != out.ride.ride_id or wrong_value
 
 
-def run_load(
-    rider: "Rider",
-    rides: list[Ride],
-    rate_per_s: float,
-    deadline_s: float,
-    workers: int = 64,
-    open_loop: bool = False,
-) -> "LoadRun":
-    """Start confirming `rides` at a steady rate in the background; `LoadRun.wait` collects.
+class LoadRun:
+    """Confirm `rides` at a steady rate in a thread of its own; `wait` collects the outcomes.
 
     With `open_loop`, each ride's first POST is sent by `run`: a thread per ride cannot keep up
     hundreds of rides a second on a small machine; then only the rides it did not settle (202,
     503, a broken connection) are driven on by `rider`'s threads.
     """
-    return LoadRun(rider, rides, rate_per_s, deadline_s, workers, open_loop)
-
-
-class LoadRun:
-    """Rides confirmed at a steady rate in a thread of its own; collect them with `wait`."""
 
     def __init__(
         self,
@@ -375,8 +352,8 @@ class LoadRun:
         rides: list[Ride],
         rate_per_s: float,
         deadline_s: float,
-        workers: int,
-        open_loop: bool,
+        workers: int = 64,
+        open_loop: bool = False,
     ) -> None:
         self.started = time.monotonic()
         self._deadline = self.started + deadline_s
@@ -395,9 +372,7 @@ class LoadRun:
             ]
             if open_loop:  # timed from when the open-loop client had them due
                 origin = self.started + START_DELAY_S
-                outcomes = [
-                    Outcome(ride, started=origin + i / rate) for i, ride in enumerate(rides)
-                ]
+                outcomes = [Outcome(r, started=origin + i / rate) for i, r in enumerate(rides)]
                 self._first_posts(rider, rides, rate, outcomes)
                 todo = [(i, o.ride, o) for i, o in enumerate(outcomes) if o.final is None]
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rider") as pool:
@@ -440,6 +415,9 @@ class LoadRun:
         return self._outcomes
 
 
+run_load = LoadRun  # `run_load(rider, rides, rate_per_s, deadline_s).wait()`
+
+
 class EstimateProbe:
     """Ask for coarse estimates at a steady rate in the background, recording status and time."""
 
@@ -474,10 +452,9 @@ def double_answers(outcomes: list[Outcome]) -> int:
     for out in outcomes:
         if out.final is None or out.answered_by is None:
             continue
+        url = f"{out.answered_by}/rides/{out.ride.ride_id}"
         try:
-            response = requests.get(
-                f"{out.answered_by}/rides/{out.ride.ride_id}", timeout=HTTP_TIMEOUT_S
-            )
+            response = requests.get(url, timeout=HTTP_TIMEOUT_S)
         except requests.RequestException:
             continue  # that backend is gone; what it answered cannot change any more
         if response.status_code == 200 and response.json().get("duration_final") != out.final:

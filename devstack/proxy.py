@@ -23,6 +23,7 @@ CHUNK = 256 * 1024
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, CONTINUATION = 0x0, 0x1, 0x3, 0x9
 END_STREAM, END_HEADERS = 0x1, 0x4
+START_TIMEOUT_S = 30.0
 CONTROL_TIMEOUT_S = 20.0  # a knob answers at once; "stop" waits out the gRPC streams' detach
 
 
@@ -98,14 +99,10 @@ class TcpProxy:
         self.address = f"127.0.0.1:{self.port}"
 
     def __enter__(self) -> "TcpProxy":
-        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def start(self) -> None:
-        """Serving starts with the proxy; kept so that `with TcpProxy(...)` reads as it did."""
 
     def stop(self) -> None:
         async def close() -> None:
@@ -123,12 +120,8 @@ class TcpProxy:
     def cut(self, reset: bool = False) -> tuple[int, int]:
         """Lose every connection with a stream open; return how many connections and streams.
 
-        What a lost NAT entry and a server that gave up on a silent client do together: each
-        stream the client had open is ended upstream with the client's half-close (an empty
-        DATA frame with END_STREAM; a stream the emulator sees cancelled keeps a share of its
-        subscription's messages), and the client is black-holed (its bytes taken, never
-        answered: only an HTTP/2 keepalive can tell) or, with `reset`, sent an RST at once.
-        Connections made after a cut pass as usual.
+        Each open stream is half-closed upstream; the client is black-holed or, with `reset`,
+        sent an RST (docs/reliability.md, the backend-frozen drill). Later connections pass.
         """
         return asyncio.run_coroutine_threadsafe(self._cut(reset), self._loop).result(5)
 
@@ -207,9 +200,7 @@ class ProxyProcess:
     Its knobs are the proxy's methods, called through a pipe: `proxy.set_latency(0.1)`.
     """
 
-    def __init__(
-        self, upstream: str, kind: str = "grpc", start_timeout_s: float = 30.0, **options: Any
-    ) -> None:
+    def __init__(self, upstream: str, kind: str = "grpc", **options: Any) -> None:
         context = multiprocessing.get_context("spawn")  # no fork: gRPC's threads do not survive it
         self._conn, child = context.Pipe()
         self._lock = threading.Lock()
@@ -220,12 +211,12 @@ class ProxyProcess:
         child.close()
         self.upstream, self.pid = upstream, int(self._process.pid or 0)
         try:
-            if not self._conn.poll(start_timeout_s):
+            if not self._conn.poll(START_TIMEOUT_S):
                 raise EOFError
             self.address: str = self._conn.recv()
         except EOFError:  # not started in time, or gone
             self._process.kill()
-            raise RuntimeError(f"the proxy did not start within {start_timeout_s:g} s") from None
+            raise RuntimeError(f"the proxy did not start within {START_TIMEOUT_S:g} s") from None
 
     def __enter__(self) -> "ProxyProcess":
         return self
@@ -269,7 +260,6 @@ def _serve(kind: str, upstream: str, options: dict[str, Any], conn: Connection) 
         proxy: Any = FaultProxy(upstream, **options)
     else:
         proxy = TcpProxy(upstream, **options)
-    proxy.start()
     conn.send(proxy.address)
     try:
         while True:  # ends with "stop", or when the caller's process goes (EOFError)

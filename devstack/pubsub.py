@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import pubsub_v1
@@ -65,42 +66,29 @@ def provision(topology: Topology, address: str) -> None:
     with emulator_clients(address) as (publisher, subscriber):
         for topic in (t.rides_topic, t.results_topic, t.dead_letter_topic):
             _ignore_existing(publisher.create_topic, request={"name": t.topic_path(topic)})
-        _ignore_existing(
-            subscriber.create_subscription,
-            request={
-                "name": t.subscription_path(t.push_subscription),
-                "topic": t.topic_path(t.rides_topic),
-                "push_config": {"push_endpoint": t.push_endpoint},
-                "ack_deadline_seconds": t.ack_deadline_s,
-                # No retry_policy: with one, the emulator stops pushing a message after its third
-                # failed push (at about 0, 1 and 4 s) and never delivers or dead-letters it
-                # (measured; docs/reliability.md). Without one it retries about every second.
-                # deploy/pubsub.sh sets the back-off in GCP.
-                "dead_letter_policy": {
-                    "dead_letter_topic": t.topic_path(t.dead_letter_topic),
-                    "max_delivery_attempts": t.max_delivery_attempts,
-                },
-            },
-        )
+
+        def subscribe(name: str, topic: str, **config: Any) -> None:
+            request = {"name": t.subscription_path(name), "topic": t.topic_path(topic)} | config
+            _ignore_existing(subscriber.create_subscription, request=request)
+
+        # No retry_policy: with one, the emulator stops pushing a message after its third failed
+        # push (at about 0, 1 and 4 s) and never delivers or dead-letters it (measured;
+        # docs/reliability.md). Without one it retries about every second. deploy/pubsub.sh sets
+        # the back-off in GCP.
+        subscribe(
+            t.push_subscription, t.rides_topic,
+            push_config={"push_endpoint": t.push_endpoint}, ack_deadline_seconds=t.ack_deadline_s,
+            dead_letter_policy={"dead_letter_topic": t.topic_path(t.dead_letter_topic),
+                                "max_delivery_attempts": t.max_delivery_attempts},
+        )  # fmt: skip
         if t.recorder_subscription:
-            _ignore_existing(
-                subscriber.create_subscription,
-                request={
-                    "name": t.subscription_path(t.recorder_subscription),
-                    "topic": t.topic_path(t.results_topic),
-                    "ack_deadline_seconds": RECORDER_ACK_DEADLINE_S,
-                },
-            )
-        _ignore_existing(
-            subscriber.create_subscription,
-            request={
-                "name": t.subscription_path(t.dead_letter_subscription),
-                "topic": t.topic_path(t.dead_letter_topic),
-                # Keep dead letters for Pub/Sub's maximum, a week, for inspection and replay.
-                "message_retention_duration": {"seconds": 7 * 24 * 3600},
-                "ack_deadline_seconds": 60,
-            },
-        )
+            subscribe(t.recorder_subscription, t.results_topic,
+                      ack_deadline_seconds=RECORDER_ACK_DEADLINE_S)  # fmt: skip
+        # Keep dead letters for Pub/Sub's maximum, a week, for inspection and replay.
+        subscribe(
+            t.dead_letter_subscription, t.dead_letter_topic, ack_deadline_seconds=60,
+            message_retention_duration={"seconds": 7 * 24 * 3600},
+        )  # fmt: skip
 
 
 def subscriptions_of(address: str, project: str, topic: str) -> list[str]:

@@ -1,21 +1,21 @@
 """The StreamingPull side of the fault proxy: relay one stream, and end it without a cancel.
 
-A stream the emulator sees cancelled keeps taking a share of its subscription's messages
-(docs/reliability.md). So when the client's stream ends, closed by a fault or cancelled by the
-client, the relay half-closes its upstream stream, which the emulator ends cleanly, and nacks
-(ModifyAckDeadline 0) every message queued for the client or still arriving, so that another
-stream receives it at once. Only an upstream stream still open DETACH_TIMEOUT_S later is cancelled.
+A stream the emulator sees cancelled keeps taking a share of its subscription's messages, so
+an ended client stream half-closes upstream and nacks what is left (docs/reliability.md).
 """
 
 import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import grpc
 from google.pubsub_v1.types import StreamingPullRequest, StreamingPullResponse
 from grpc import StatusCode as Code
+
+if TYPE_CHECKING:
+    from .grpc_proxy import FaultProxy
 
 STREAMING_PULL = "StreamingPull"
 # What the relay's threads wait for at most, so that a closed stream notices in time.
@@ -30,21 +30,12 @@ _PullRequest = StreamingPullRequest.pb()
 _PullResponse = StreamingPullResponse.pb()
 
 
-class Relaying(Protocol):
-    """What a relay needs of its proxy (`devstack.grpc_proxy.FaultProxy`)."""
-
-    @property
-    def faults(self) -> Any: ...
-    def count(self, method: str, what: str, n: int = 1) -> None: ...
-    def nack(self, subscription: str, ack_ids: list[str]) -> None: ...
-
-
 class PullRelay:
     """One client StreamingPull and the upstream stream it rides on, detached cleanly."""
 
     def __init__(
         self,
-        proxy: Relaying,
+        proxy: "FaultProxy",
         channel: grpc.Channel,
         full_method: str,
         first: bytes,
@@ -83,10 +74,12 @@ class PullRelay:
         """Yield the emulator's responses to the client, delayed, until the stream ends."""
         try:
             while True:
-                ended = self._check()
-                if ended is not None:
-                    self._finish(*ended)
-                    return
+                if (ended := self._check()) is not None:
+                    code, details = ended
+                    if code not in (Code.OK, Code.CANCELLED):
+                        self.context.set_code(code)
+                        self.context.set_details(details)
+                    return  # detached below
                 try:
                     item = self._down.get(timeout=POLL_S)
                 except queue.Empty:
@@ -114,12 +107,6 @@ class PullRelay:
             return Code.UNAVAILABLE, CLOSED_DETAILS
         with self._lock:
             return self._end
-
-    def _finish(self, code: Code, details: str) -> None:
-        self._detach()
-        if code not in (Code.OK, Code.CANCELLED):
-            self.context.set_code(code)
-            self.context.set_details(details)
 
     def _wait(self, until: float) -> None:
         while (left := until - time.monotonic()) > 0 and self._end is None:

@@ -44,11 +44,12 @@ def lookup(tracking_uri: str, name: str, alias: str) -> dict[str, Any] | None:
 
 
 def train(
-    tracking_uri: str, artifact_location: str, name: str, alias: str, quiet: bool = False
-) -> None:
-    """Train the default model and register it under `name`@`alias`."""
+    tracking_uri: str, artifact_location: str, name: str, alias: str, quiet: bool = False,
+    module: str = "training.train",
+) -> None:  # fmt: skip
+    """Train the default model (or run another training `module`), register it as `name`@`alias`."""
     subprocess.run(
-        [sys.executable, "-m", "training.train", "--tracking-uri", tracking_uri,
+        [sys.executable, "-m", module, "--tracking-uri", tracking_uri,
          "--artifact-location", artifact_location, "--model-name", name, "--alias", alias],
         env=_env(tracking_uri), cwd=ROOT, check=True, timeout=900,
         stdout=subprocess.DEVNULL if quiet else None,
@@ -57,11 +58,7 @@ def train(
 
 def train_course(tracking_uri: str, artifact_location: str, name: str, alias: str) -> None:
     """Log the course's baseline and register it under `name`@`alias`."""
-    subprocess.run(
-        [sys.executable, "-m", "training.course", "--tracking-uri", tracking_uri,
-         "--artifact-location", artifact_location, "--model-name", name, "--alias", alias],
-        env=_env(tracking_uri), cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    train(tracking_uri, artifact_location, name, alias, quiet=True, module="training.course")
 
 
 def _env(tracking_uri: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .emulator import Emulator
+from .emulator import Emulator, GcloudEmulator
 from .firestore import FirestoreEmulator
 from .processes import Process, free_port, http_status, port_open, wait_until
 from .pubsub import Topology, provision
@@ -91,18 +91,13 @@ class Settings:
 
     @property
     def topology(self) -> Topology:
+        names = ("rides_topic", "results_topic", "dead_letter_topic", "push_subscription",
+                 "dead_letter_subscription")  # fmt: skip
+        recorder = self.recorder_subscription if self.ride_store == "firestore" else None
         return Topology(
-            project=self.project,
-            push_endpoint=f"http://127.0.0.1:{self.predictor_port}/",
-            rides_topic=self.rides_topic,
-            results_topic=self.results_topic,
-            dead_letter_topic=self.dead_letter_topic,
-            push_subscription=self.push_subscription,
-            dead_letter_subscription=self.dead_letter_subscription,
-            recorder_subscription=(
-                self.recorder_subscription if self.ride_store == "firestore" else None
-            ),
-        )
+            self.project, f"http://127.0.0.1:{self.predictor_port}/",
+            recorder_subscription=recorder, **{name: getattr(self, name) for name in names},
+        )  # fmt: skip
 
 
 class PortInUse(RuntimeError):
@@ -117,14 +112,8 @@ class Service:
     ) -> None:
         self.package, self.port = package, port
         self.url = f"http://127.0.0.1:{port}"
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / package / "gunicorn_conf.py"),
-            app or f"{package}:create_app()",
-        ]
+        conf = str(ROOT / package / "gunicorn_conf.py")
+        argv = [sys.executable, "-m", "gunicorn", "-c", conf, app or f"{package}:create_app()"]
         env = env | {"HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT)}
         self.process = Process(f"{package}:{port}", argv, env, log_path)
 
@@ -166,15 +155,14 @@ class Stack:
         self.settings = settings
         self.progress = progress
         settings.workdir.mkdir(parents=True, exist_ok=True)
-        self.owns_emulator = emulator is None
-        self.emulator = emulator or Emulator(
-            settings.emulator_port, settings.project, settings.workdir
-        )
-        self.address = self.emulator.address
-        self.owns_firestore = firestore is None and settings.ride_store == "firestore"
-        self.firestore = firestore
-        if self.owns_firestore:
-            self.firestore = FirestoreEmulator(settings.firestore_port, settings.workdir)
+        self.owned: list[GcloudEmulator] = []  # the emulators this stack starts and stops
+        if emulator is None:
+            emulator = Emulator(settings.emulator_port, settings.project, settings.workdir)
+            self.owned.append(emulator)
+        if firestore is None and settings.ride_store == "firestore":
+            firestore = FirestoreEmulator(settings.firestore_port, settings.workdir)
+            self.owned.append(firestore)
+        self.emulator, self.firestore, self.address = emulator, firestore, emulator.address
         self.predictor = Service(
             "predictor_service",
             settings.predictor_port,
@@ -223,17 +211,14 @@ class Stack:
 
     def start(self) -> None:
         try:
-            if self.owns_emulator:
-                self.progress(f"starting the Pub/Sub emulator on {self.address}")
-                self.emulator.start()
-            if self.owns_firestore and self.firestore is not None:
-                self.progress(f"starting the Firestore emulator on {self.firestore.address}")
-                self.firestore.start()
+            for owned in self.owned:
+                self.progress(f"starting {owned.what} on {owned.address}")
+                owned.start()
             self.ensure_model()
             self.progress("creating topics and subscriptions")
-            provision(self.settings.topology, self.address)
+            self.provision()
             self.progress(
-                f"starting the predictor on {self.predictor.url} (loads {self.model_uri})"
+                f"starting the predictor on {self.predictor.url}, loading {self.model_uri}"
             )
             self.predictor.start()
             for backend in self.backends:
@@ -261,10 +246,8 @@ class Stack:
     def stop(self) -> None:
         for service in [*self.backends, self.predictor]:
             service.stop()
-        if self.owns_emulator:
-            self.emulator.stop()
-        if self.owns_firestore and self.firestore is not None:
-            self.firestore.stop()
+        for emulator in self.owned:
+            emulator.stop()
 
 
 def isolated_settings(

@@ -37,28 +37,23 @@ def hop(span: dict[str, Any]) -> str:
 def ride_spans(spans: list[dict[str, Any]], ride_id: str | None) -> list[dict[str, Any]]:
     """The spans of the ride's latest trace (the latest ride's without `ride_id`), by start."""
     about = [s for s in spans if s["attributes"].get(RIDE_ID) is not None]
-    if ride_id is not None:
-        about = [s for s in about if str(s["attributes"][RIDE_ID]) == ride_id]
-    else:
+    if ride_id is None:
         requests = [s for s in about if s["kind"] == "SERVER"]
         if not requests:
             return []
-        latest = max(requests, key=lambda s: s["start"])
-        ride_id = str(latest["attributes"][RIDE_ID])
-        about = [s for s in about if str(s["attributes"][RIDE_ID]) == ride_id]
+        ride_id = str(max(requests, key=lambda s: s["start"])["attributes"][RIDE_ID])
+    about = [s for s in about if str(s["attributes"][RIDE_ID]) == ride_id]
     if not about:
         return []
     trace_id = max(about, key=lambda s: s["start"])["trace_id"]
     chosen = {s["span_id"] for s in about if s["trace_id"] == trace_id}
     # The ride's own spans and their children that name no ride (claim, predict).
-    children = [
+    kept = [
         s
         for s in spans
-        if s["trace_id"] == trace_id
-        and s["parent_id"] in chosen
-        and s["attributes"].get(RIDE_ID) is None
+        if s["span_id"] in chosen
+        or (s["parent_id"] in chosen and s["attributes"].get(RIDE_ID) is None)
     ]
-    kept = [s for s in spans if s["span_id"] in chosen] + children
     return sorted(kept, key=lambda s: s["start"])
 
 
@@ -66,11 +61,8 @@ def detail(span: dict[str, Any]) -> str:
     attributes = span["attributes"]
     if span["kind"] == "SERVER":
         return span["name"]
-    parts = [
-        str(attributes[key])
-        for key in ("messaging.destination.name", "model_version")
-        if key in attributes
-    ]
+    keys = ("messaging.destination.name", "model_version")
+    parts = [str(attributes[key]) for key in keys if key in attributes]
     if "messaging.message.id" in attributes:
         parts.append(f"message {attributes['messaging.message.id']}")
     if span["status"] == "ERROR":
