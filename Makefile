@@ -33,9 +33,11 @@ trace: install
 # so two workers leave two cores half idle, and each worker starts emulators of its own.
 TEST_WORKERS ?= 4
 ## The whole test suite: unit, contract and integration (emulator tests skip where it is absent),
-## on TEST_WORKERS pytest-xdist workers, a test file to a worker; the full drills are `make faults`.
+## on TEST_WORKERS pytest-xdist workers, a test file to a worker, the longest files first
+## (tests/kit/schedule.py), one Pub/Sub and one Firestore emulator for all; the full drills
+## are `make faults`.
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## The tests that take milliseconds: no emulator, no training, no service process; under a minute.
 test-fast: install

@@ -14,6 +14,8 @@ from devstack.emulator import Emulator, unavailable_reason
 from devstack.processes import free_port
 from devstack.stack import Stack, start_isolated
 from tests.kit.firestore import firestore_emulator  # noqa: F401 - a fixture, registered here
+from tests.kit.schedule import longest_first
+from tests.kit.shared import emulators_folder, shared_emulator, stop_leftovers
 from tests.kit.trained import TrainedModel
 
 # No per-example deadline: a property test asserts behaviour, never speed, and parallel workers
@@ -58,14 +60,22 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One Pub/Sub emulator for the session; tests isolate themselves with their own topics."""
+    """One Pub/Sub emulator for the run, every worker's; tests isolate themselves with their own
+    topics. Scenarios that stop or restart an emulator start one of their own (devstack.lab)."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"Pub/Sub emulator unavailable: {reason}")
-    instance = Emulator(free_port(), "test-project", tmp_path_factory.mktemp("emulator"))
-    instance.start()
-    yield instance
-    instance.stop()
+    root = emulators_folder(tmp_path_factory.getbasetemp())
+
+    def start() -> Emulator:
+        instance = Emulator(free_port(), "test-project", root / "pubsub")
+        instance.start()
+        return instance
+
+    with shared_emulator(
+        root, "pubsub", start, lambda port: Emulator(port, "test-project", root / "pubsub")
+    ) as instance:
+        yield instance
 
 
 StackFactory = Callable[..., Stack]
@@ -98,13 +108,27 @@ def make_stack(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the full-length drills to `make faults` unless -m asks for them; refuse a run where
-    two tests share an id (pytest-xdist would run one of them only)."""
+    two tests share an id (pytest-xdist would run one of them only); on pytest-xdist's workers,
+    order the files longest first (tests.kit.schedule)."""
     shared = sorted(nodeid for nodeid, n in Counter(i.nodeid for i in items).items() if n > 1)
     if shared:
         raise pytest.UsageError(f"tests sharing an id (give each its own): {shared}")
-    if "drill" in (config.getoption("markexpr") or ""):
+    if "drill" not in (config.getoption("markexpr") or ""):
+        drills = [item for item in items if item.get_closest_marker("drill")]
+        if drills:
+            config.hook.pytest_deselected(items=drills)
+            items[:] = [item for item in items if not item.get_closest_marker("drill")]
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = longest_first(items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Where pytest-xdist ran the workers: stop any shared emulator they left running (the last
+    worker to use one stops it; a worker that crashed could not)."""
+    config = session.config
+    if not config.pluginmanager.has_plugin("dsession") or not hasattr(config, "_tmp_path_factory"):
         return
-    drills = [item for item in items if item.get_closest_marker("drill")]
-    if drills:
-        config.hook.pytest_deselected(items=drills)
-        items[:] = [item for item in items if not item.get_closest_marker("drill")]
+    folder = config._tmp_path_factory.getbasetemp() / "shared-emulators"
+    if folder.is_dir():
+        for what in stop_leftovers(folder):
+            session.config.get_terminal_writer().line(f"stopped a leftover emulator: {what}")

@@ -1,4 +1,4 @@
-"""The Firestore emulator for the tests: one per session, started and stopped by its PID."""
+"""The Firestore emulator for the tests: one per run, every worker's, stopped by its PID."""
 
 from collections.abc import Iterator
 
@@ -6,21 +6,31 @@ import pytest
 
 from devstack.firestore import FirestoreEmulator, unavailable_reason
 from devstack.processes import free_port
+from tests.kit.shared import emulators_folder, shared_emulator
 
 
 @pytest.fixture(scope="session")
 def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirestoreEmulator]:
-    """One Firestore emulator for the session; tests isolate themselves in their own collections."""
+    """One Firestore emulator for the run; tests isolate themselves in their own collections."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"Firestore emulator unavailable: {reason}")
-    instance = FirestoreEmulator(free_port(), tmp_path_factory.mktemp("firestore"))
-    instance.start()
-    try:
-        warm_up(instance.address)
+    root = emulators_folder(tmp_path_factory.getbasetemp())
+
+    def start() -> FirestoreEmulator:
+        instance = FirestoreEmulator(free_port(), root / "firestore")
+        instance.start()
+        try:
+            warm_up(instance.address)
+        except BaseException:
+            instance.stop()
+            raise
+        return instance
+
+    with shared_emulator(
+        root, "firestore", start, lambda port: FirestoreEmulator(port, root / "firestore")
+    ) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def warm_up(address: str) -> None:
