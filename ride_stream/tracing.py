@@ -125,9 +125,10 @@ class Tracing:
             return _OFF
         return self._child(name, SpanKind.INTERNAL)
 
-    def _start(self, name: str, parent: context.Context | None, kind: SpanKind) -> Any:
-        """A span under `parent` (the current span when None), recorded if it is sampled."""
-        above = trace.get_current_span(parent).get_span_context()
+    def _start(self, name: str, above: SpanContext | None, kind: SpanKind) -> Any:
+        """A span under `above` (the current span when None), recorded if it is sampled."""
+        if above is None:
+            above = trace.get_current_span().get_span_context()
         if not above.is_valid:
             if random.random() >= self.ratio:
                 ids = SpanContext(random.getrandbits(128) or 1, random.getrandbits(64) or 1, False)
@@ -308,7 +309,7 @@ def messaging(destination: str, operation: str, message_id: str = "") -> dict[st
     return attributes
 
 
-def parse_traceparent(value: str) -> context.Context | None:
+def parse_traceparent(value: str) -> SpanContext | None:
     """The remote parent a W3C `traceparent` names; None when it is absent or malformed."""
     if not value or not (match := TRACEPARENT.fullmatch(value.strip())):
         return None
@@ -316,7 +317,7 @@ def parse_traceparent(value: str) -> context.Context | None:
     return _remote(trace_id, span_id, flags & 1)
 
 
-def remote_parent(environ: Mapping[str, Any]) -> context.Context | None:
+def remote_parent(environ: Mapping[str, Any]) -> SpanContext | None:
     """The caller's span from `traceparent`, else from `X-Cloud-Trace-Context`, else None."""
     parent = parse_traceparent(environ.get("HTTP_TRACEPARENT", ""))
     if parent is not None:
@@ -328,8 +329,6 @@ def remote_parent(environ: Mapping[str, Any]) -> context.Context | None:
     return _remote(int(trace_id, 16), int(span_id), int(sampled == "1"))
 
 
-def _remote(trace_id: int, span_id: int, flags: int) -> context.Context | None:
+def _remote(trace_id: int, span_id: int, flags: int) -> SpanContext | None:
     span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
-    if not span_context.is_valid:
-        return None
-    return trace.set_span_in_context(NonRecordingSpan(span_context))
+    return span_context if span_context.is_valid else None
