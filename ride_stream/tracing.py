@@ -4,10 +4,10 @@ A span continues, in this order: the message's `googclient_traceparent` attribut
 trace-context, the attribute the official Pub/Sub client injects and extracts when its
 OpenTelemetry tracing is on, google/cloud/pubsub_v1/open_telemetry/context_propagation.py),
 then the request's `traceparent` or `X-Cloud-Trace-Context` header; without any, it starts a
-trace. With tracing on, every span has real ids even when not sampled, so the trace id travels
+trace. With tracing on, every ride has real ids even when not sampled, so the trace id travels
 and both services' log lines carry it (ride_stream.logs); only sampled spans are recorded and
-exported. Attributes are set only on recording spans: an unsampled span costs its ids and no
-more.
+exported. An unsampled ride has one span a service (its request's or its message's) and its
+hops reuse it; attributes are set only on recording spans.
 """
 
 import contextlib
@@ -56,8 +56,10 @@ class Tracing:
 
     With one, a span is sampled as its parent was (a caller's, a message's, the current one),
     and a trace this service starts is sampled at `ratio`: the SDK's ParentBased(TraceIdRatio)
-    rule. An unsampled span is made here, ids and context only: the SDK's own path for it
-    costs several times as much, on every ride (docs/benchmarks.md, "Tracing").
+    rule. Spans are made here, not by the SDK's tracer: an unsampled one is ids and a context
+    (and its service's hops reuse it), a sampled one is recorded lean and handed to the SDK's
+    batch processor and exporter as a ReadableSpan. The SDK's own spans cost the services
+    twice the CPU at 10 % sampling (docs/benchmarks.md, "Tracing: what it costs").
     """
 
     def __init__(
