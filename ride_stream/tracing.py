@@ -4,24 +4,28 @@ A span continues, in this order: the message's `googclient_traceparent` attribut
 trace-context, the attribute the official Pub/Sub client injects and extracts when its
 OpenTelemetry tracing is on, google/cloud/pubsub_v1/open_telemetry/context_propagation.py),
 then the request's `traceparent` or `X-Cloud-Trace-Context` header; without any, it starts a
-trace. With tracing on, every span has real ids even when not sampled, so the trace id travels
+trace. With tracing on, every ride has real ids even when not sampled, so the trace id travels
 and both services' log lines carry it (ride_stream.logs); only sampled spans are recorded and
-exported. Attributes are set only on recording spans: an unsampled span costs its ids and no
-more.
+exported. An unsampled ride has one span a service (its request's or its message's) and its
+hops reuse it; attributes are set only on recording spans.
 """
 
 import contextlib
 import random
+import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
 
 from .logs import CLOUD_TRACE, TRACEPARENT
 
@@ -52,8 +56,10 @@ class Tracing:
 
     With one, a span is sampled as its parent was (a caller's, a message's, the current one),
     and a trace this service starts is sampled at `ratio`: the SDK's ParentBased(TraceIdRatio)
-    rule. An unsampled span is made here, ids and context only: the SDK's own path for it
-    costs several times as much, on every ride (docs/benchmarks.md, "Tracing").
+    rule. Spans are made here, not by the SDK's tracer: an unsampled one is ids and a context
+    (and its service's hops reuse it), a sampled one is recorded lean and handed to the SDK's
+    batch processor and exporter as a ReadableSpan. The SDK's own spans cost the services
+    twice the CPU at 10 % sampling (docs/benchmarks.md, "Tracing: what it costs").
     """
 
     def __init__(
@@ -66,17 +72,16 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: Any = None
         self.ratio = ratio or 0.0
+        self.processor: BatchSpanProcessor | None = None
         if ratio is None:
             return
-        # Only sampled spans reach the SDK: its sampler records each one it gets.
-        self.provider = TracerProvider(
-            sampler=ParentBased(ALWAYS_ON), resource=Resource.create({"service.name": service})
-        )
+        self.resource = Resource.create({"service.name": service})
+        # The provider holds the processor (force_flush, shutdown); spans are made here.
+        self.provider = TracerProvider(sampler=ParentBased(ALWAYS_ON), resource=self.resource)
         if exporter is not None:
             # Exported in batches from the processor's own thread, off the request's path.
-            self.provider.add_span_processor(
-                BatchSpanProcessor(exporter, schedule_delay_millis=export_delay_ms)
-            )
+            self.processor = BatchSpanProcessor(exporter, schedule_delay_millis=export_delay_ms)
+            self.provider.add_span_processor(self.processor)
         self.tracer = self.provider.get_tracer("ride_stream")
 
     @classmethod
@@ -115,23 +120,42 @@ class Tracing:
         """A publish's span, a child of the current one; `message_attributes` gives its context."""
         if self.tracer is None:
             return _OFF
-        return _Active(self._start(name, None, SpanKind.PRODUCER))
+        return self._child(name, SpanKind.PRODUCER)
 
     def internal(self, name: str) -> contextlib.AbstractContextManager:
         if self.tracer is None:
             return _OFF
-        return _Active(self._start(name, None, SpanKind.INTERNAL))
+        return self._child(name, SpanKind.INTERNAL)
 
-    def _start(self, name: str, parent: context.Context | None, kind: SpanKind) -> Any:
-        """A span under `parent` (the current span when None): the SDK's if it is sampled."""
-        above = trace.get_current_span(parent).get_span_context()
-        if above.is_valid:
-            sampled, trace_id = above.trace_flags.sampled, above.trace_id
-        else:
-            sampled, trace_id = random.random() < self.ratio, random.getrandbits(128) or 1
-        if sampled:
-            return self.tracer.start_span(name, parent, kind)
-        return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64) or 1, False))
+    def _start(self, name: str, above: SpanContext | None, kind: SpanKind) -> Any:
+        """A span under `above` (the current span when None), recorded if it is sampled."""
+        if above is None:
+            above = trace.get_current_span().get_span_context()
+        if not above.is_valid:
+            if random.random() >= self.ratio:
+                ids = SpanContext(random.getrandbits(128) or 1, random.getrandbits(64) or 1, False)
+                return NonRecordingSpan(ids)
+            # A trace started here: its id is random, as W3C's flag says (the SDK's default).
+            ids = SpanContext(
+                random.getrandbits(128) or 1, random.getrandbits(64) or 1, False, _ROOT_FLAGS
+            )
+            return _Recorded(self, name, ids, None, kind)
+        if not above.trace_flags.sampled:
+            return NonRecordingSpan(SpanContext(above.trace_id, random.getrandbits(64) or 1, False))
+        ids = SpanContext(
+            above.trace_id, random.getrandbits(64) or 1, False, above.trace_flags, above.trace_state
+        )
+        return _Recorded(self, name, ids, above, kind)
+
+    def _child(self, name: str, kind: SpanKind) -> contextlib.AbstractContextManager:
+        """A span under the current one; under an unsampled one, the current one itself."""
+        current = trace.get_current_span()
+        above = current.get_span_context()
+        if above.is_valid and not above.trace_flags.sampled:
+            # Nothing is recorded below an unsampled span: its ids already carry the trace to
+            # log lines and messages, so a child would cost its ids and a context for nothing.
+            return contextlib.nullcontext(current)
+        return _Active(self._start(name, None, kind))
 
     def shutdown(self) -> None:
         if self.provider is not None:
@@ -139,6 +163,104 @@ class Tracing:
 
 
 _OFF = contextlib.nullcontext(trace.INVALID_SPAN)
+_UNSET = Status(StatusCode.UNSET)
+_ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_SCOPE = InstrumentationScope("ride_stream")
+
+
+class _Recorded(trace.Span):
+    """A sampled span: its name, ids, kind, times, attributes, events and status, no more.
+
+    The SDK's span does the same with a lock, bounded attribute and event lists, a sampler
+    call and a processor chain for each one: about four times the CPU, for what the
+    exporters read from the ReadableSpan this one hands to the batch processor when it ends
+    (docs/benchmarks.md, "Tracing: what it costs").
+    """
+
+    __slots__ = ("_tracing", "_name", "_ids", "_parent", "_kind", "_start", "_end", "_attributes",
+                 "_events", "_status")  # fmt: skip
+
+    def __init__(
+        self, tracing: "Tracing", name: str, ids: SpanContext, parent: SpanContext | None,
+        kind: SpanKind,
+    ) -> None:  # fmt: skip
+        self._tracing, self._name, self._ids, self._parent, self._kind = (
+            tracing, name, ids, parent, kind
+        )  # fmt: skip
+        self._start = time.time_ns()
+        self._end: int | None = None
+        self._attributes: dict[str, Any] = {}
+        self._events: list[Event] = []
+        self._status = _UNSET
+
+    def get_span_context(self) -> SpanContext:
+        return self._ids
+
+    def is_recording(self) -> bool:
+        return self._end is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end is None:
+            self._attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._end is None:
+            self._attributes.update(attributes)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        if self._end is None:
+            self._events.append(Event(name, attributes, timestamp))
+
+    def update_name(self, name: str) -> None:
+        self._name = name
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        if self._end is None:
+            self._status = status if isinstance(status, Status) else Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """An "exception" event, with the attributes the SDK's span gives it."""
+        kind = type(exception)
+        module = kind.__module__
+        described = {
+            "exception.type": kind.__qualname__
+            if module in ("", "builtins")
+            else f"{module}.{kind.__qualname__}",
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        self.add_event("exception", described | dict(attributes or {}), timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end is not None:
+            return
+        self._end = end_time or time.time_ns()
+        processor = self._tracing.processor
+        if processor is not None:
+            processor.on_end(
+                ReadableSpan(
+                    self._name,
+                    self._ids,
+                    self._parent,
+                    self._tracing.resource,
+                    self._attributes,
+                    self._events,
+                    (),
+                    self._kind,
+                    None,
+                    self._status,
+                    self._start,
+                    self._end,
+                    _SCOPE,
+                )
+            )
 
 
 class _Active:
@@ -189,7 +311,7 @@ def messaging(destination: str, operation: str, message_id: str = "") -> dict[st
     return attributes
 
 
-def parse_traceparent(value: str) -> context.Context | None:
+def parse_traceparent(value: str) -> SpanContext | None:
     """The remote parent a W3C `traceparent` names; None when it is absent or malformed."""
     if not value or not (match := TRACEPARENT.fullmatch(value.strip())):
         return None
@@ -197,7 +319,7 @@ def parse_traceparent(value: str) -> context.Context | None:
     return _remote(trace_id, span_id, flags & 1)
 
 
-def remote_parent(environ: Mapping[str, Any]) -> context.Context | None:
+def remote_parent(environ: Mapping[str, Any]) -> SpanContext | None:
     """The caller's span from `traceparent`, else from `X-Cloud-Trace-Context`, else None."""
     parent = parse_traceparent(environ.get("HTTP_TRACEPARENT", ""))
     if parent is not None:
@@ -209,8 +331,6 @@ def remote_parent(environ: Mapping[str, Any]) -> context.Context | None:
     return _remote(int(trace_id, 16), int(span_id), int(sampled == "1"))
 
 
-def _remote(trace_id: int, span_id: int, flags: int) -> context.Context | None:
+def _remote(trace_id: int, span_id: int, flags: int) -> SpanContext | None:
     span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
-    if not span_context.is_valid:
-        return None
-    return trace.set_span_in_context(NonRecordingSpan(span_context))
+    return span_context if span_context.is_valid else None

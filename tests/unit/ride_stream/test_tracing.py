@@ -172,3 +172,78 @@ def test_tracing_off_makes_no_span_and_carries_no_context():
 
     assert not publishing.is_recording()
     assert attributes == {}
+
+
+def test_a_recorded_span_gives_exporters_what_the_sdks_would():
+    tracing, exporter = recorded()
+
+    with tracing.consumer(
+        {TRACE_ATTRIBUTE: f"00-{TRACE_ID}-{PARENT}-01"}, "push subscribe"
+    ) as push:
+        push.set_attributes({"messaging.system": "gcp_pubsub", "ride.id": "r1"})
+        with tracing.internal("predict") as predicting:
+            predicting.set_attribute("model_version", "m/1")
+
+    predict, consumer = finished(tracing, exporter)
+    assert consumer.name == "push subscribe"
+    assert consumer.kind.name == "CONSUMER" and predict.kind.name == "INTERNAL"
+    assert consumer.resource.attributes["service.name"] == "test"
+    assert consumer.instrumentation_scope.name == "ride_stream"
+    assert dict(consumer.attributes) == {"messaging.system": "gcp_pubsub", "ride.id": "r1"}
+    assert dict(predict.attributes) == {"model_version": "m/1"}
+    assert predict.parent.span_id == consumer.context.span_id
+    assert predict.context.trace_id == consumer.context.trace_id == int(TRACE_ID, 16)
+    assert consumer.start_time <= predict.start_time <= predict.end_time <= consumer.end_time
+    assert not push.is_recording()  # ended: later attributes are not kept
+    push.set_attribute("late", 1)
+    assert "late" not in consumer.attributes
+
+
+def test_a_failed_recorded_span_carries_the_exception_event():
+    tracing, exporter = recorded()
+
+    with pytest.raises(RuntimeError), tracing.server({}, "POST /rides"):
+        raise RuntimeError("store down")
+
+    (span,) = finished(tracing, exporter)
+    assert span.status.status_code.name == "ERROR"
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "RuntimeError"
+    assert event.attributes["exception.message"] == "store down"
+    assert "store down" in event.attributes["exception.stacktrace"]
+
+
+def test_a_trace_started_here_is_sampled_with_a_random_id_flag():
+    tracing, exporter = recorded()
+
+    with tracing.server({}, "POST /rides") as request:
+        attributes = message_attributes(request)
+
+    (span,) = finished(tracing, exporter)
+    assert span.parent is None
+    assert attributes[TRACE_ATTRIBUTE].endswith("-03")  # sampled, random trace id (W3C)
+
+
+def test_under_an_unsampled_span_hops_reuse_it_and_the_message_carries_it():
+    tracing, exporter = recorded(0.0)
+
+    with tracing.consumer({TRACE_ATTRIBUTE: f"00-{TRACE_ID}-{PARENT}-00"}, "push") as push:
+        with tracing.internal("predict") as predicting, tracing.producer("publish") as publishing:
+            attributes = message_attributes(publishing)
+
+    assert predicting is push and publishing is push
+    ids = push.get_span_context()
+    assert attributes[TRACE_ATTRIBUTE] == f"00-{TRACE_ID}-{ids.span_id:016x}-00"
+    assert ids.span_id != int(PARENT, 16)  # the push's own span, not the caller's
+    assert finished(tracing, exporter) == []
+
+
+def test_a_hop_outside_any_span_starts_a_trace():
+    tracing = Tracing("test", 0.0)
+
+    with tracing.producer("rides publish") as publishing:
+        attributes = message_attributes(publishing)
+
+    assert attributes[TRACE_ATTRIBUTE].startswith("00-")
+    assert attributes[TRACE_ATTRIBUTE].endswith("-00")
