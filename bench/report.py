@@ -32,6 +32,23 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def tracing_table(rows: list[dict[str, Any]]) -> str:
+    """Return the markdown table of the tracing settings, side by side, in run order."""
+    lines = [
+        "| Tracing | Predictor CPU per push | Push p50 / p99 | Backend CPU per ride "
+        "| Ride p50 / p99 | Right |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['tracing']} | {r['predictor_cpu_ms_per_push']:.2f} ms "
+            f"({r['push_rps']:,.0f} pushes/s) | {r['push_p50_ms']:.2f} / {r['push_p99_ms']:.2f} ms "
+            f"| {r['backend_cpu_ms_per_ride']:.2f} ms | {r['ride_p50_ms']:.1f} / "
+            f"{r['ride_p99_ms']:.1f} ms | {r['rides_right']} |"
+        )
+    return "\n".join(lines)
+
+
 def machine_line(machine: dict[str, Any]) -> str:
     return (
         f"{machine['nproc']} cores ({machine['cpu_model']}), {machine['memory_gb']} GB memory, "
@@ -81,6 +98,8 @@ def markdown(run: dict[str, Any], figures: list[Figure]) -> str:
                 f"{f.data['connections_opened']} connections; servers {f.data['server_cpu_cores']}"
             )
             parts.append("")
+        if "tracing" in f.data:
+            parts += [f"## {f.title}", "", tracing_table(f.data["tracing"]), ""]
         if "rates" in f.data:
             parts.append(f"## {f.title}: every rate")
             parts.append("")
@@ -115,7 +134,8 @@ def plot(figures: list[Figure], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     positions = range(len(PLOTTED_PERCENTILES))
-    for title, values in _curves(figures).items():
+    curves = _curves(figures)
+    for title, values in curves.items():
         left.plot(positions, values, marker="o", label=title)
     left.set_xticks(positions, PLOTTED_PERCENTILES)
     left.set_yscale("log")
@@ -123,7 +143,8 @@ def plot(figures: list[Figure], path: Path) -> None:
     left.set_ylabel("latency, ms (log scale)")
     left.set_title("Latency percentiles")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    if curves:
+        left.legend(fontsize=7)
     sustained = next((f for f in figures if f.key == "e2e_400" and f.data.get("series")), None)
     if sustained is not None:
         times, values = zip(*sustained.data["series"], strict=True)

@@ -1,7 +1,7 @@
 """The measurements in order, each on the stack it needs, every process stopped afterwards."""
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,11 @@ class Bench:
     """Hold what the scenarios share: the model, the rides, the emulator, the figures so far."""
 
     def __init__(
-        self, plan: Plan, workdir: Path, progress: Callable[[str], None], retrain: bool = False
-    ) -> None:
+        self, plan: Plan, workdir: Path, progress: Callable[[str], None], retrain: bool = False,
+        tracing: Sequence[str] = (), trace_ratio: float = 0.1,
+    ) -> None:  # fmt: skip
         self.plan, self.workdir, self.progress, self.retrain = plan, workdir, progress, retrain
+        self.tracing, self.trace_ratio = list(tracing), trace_ratio  # "off"/"on" in run order
         self.figures: list[Figure] = []
         self._stacks: list[Stack] = []
         self._services: list[Service] = []
@@ -85,7 +87,8 @@ class Bench:
         )
         delivered = emulator_limit.warm_up(self.emulator, self.workdir, self.plan.emulator_warmup_s)
         self.progress(f"  {delivered}")
-        for step in (self.predictor_alone, self.lifecycle, self.end_to_end, self.emulator_limit):
+        steps = [self.predictor_alone, self.lifecycle, self.end_to_end, self.emulator_limit]
+        for step in steps + ([self.tracing_side_by_side] if self.tracing else []):
             try:
                 step()
             except Exception as err:  # one failed step must not lose the others' figures
@@ -99,11 +102,11 @@ class Bench:
         roots = {name: [pid] for name, pid in pids.items() if pid is not None}
         return roots | {"emulator": pids_matching(f"--host-port={self.emulator.address}")}
 
-    def _stack(self, backends: int, predictor_workers: int) -> Stack:
+    def _stack(self, backends: int, predictor_workers: int, **settings: Any) -> Stack:
         self.progress(f"starting a predictor ({predictor_workers} workers), {backends} backends")
         stack = start_isolated(
             self.emulator, self.workdir, backends=backends, predictor_workers=predictor_workers,
-            tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder),
+            tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder), **settings,
         )  # fmt: skip
         self._stacks.append(stack)
         return stack
@@ -361,6 +364,49 @@ class Bench:
             )
         )
 
+    def tracing_side_by_side(self) -> None:
+        """Predictor CPU per push and backend CPU per ride, tracing off and on, interleaved."""
+        rows = []
+        envelopes = [setup.ride_envelope(r, f"t{i}") for i, r in enumerate(self.rides[:200])]
+        for setting in self.tracing:
+            label = "off" if setting == "off" else f"on, {self.trace_ratio:.0%} sampled"
+            self.progress(f"tracing {label}: predictor push (wrk), then 100 rides/s end to end")
+            # As deployed, with the local span file in Cloud Trace's place.
+            traced = {"trace_exporter": "local", "trace_sample_ratio": self.trace_ratio}
+            stack = self._stack(2, 2, **(traced if setting == "on" else {}))
+            pids = {"predictor": stack.predictor.process.pid}
+            pids |= {f"backend_{i}": b.process.pid for i, b in enumerate(stack.backends)}
+            # The bench's envelopes ask for replies no backend listens for: the backends idle.
+            push = direct.measure(
+                stack.predictor.url, "/", envelopes, runs=1, duration_s=self.plan.wrk_s,
+                cpu_roots=self._roots(predictor=pids["predictor"]), progress=self.progress,
+            )["median"]  # fmt: skip
+            urls = [b.url for b in stack.backends]
+            run = dict(cpu_roots=self._roots(**pids), progress=self.progress)
+            e2e.run_rate(urls, self.rides, self.expected, rate=50, duration_s=3, **run)
+            rides = e2e.run_rate(
+                urls, self.rides, self.expected, rate=100, duration_s=self.plan.e2e_low_s, **run
+            )
+            stack.stop()
+            rows.append(tracing_row(label, push, rides))
+        self.figures.append(
+            Figure(
+                "tracing",
+                "Tracing off and on, side by side",
+                f"in this order: {', '.join(self.tracing)}; each on a fresh stack (predictor 2 "
+                f"workers, 2 backends, rides in memory): wrk at 8 connections straight at the "
+                f"predictor for {self.plan.wrk_s:g} s, then 100 rides/s end to end for "
+                f"{self.plan.e2e_low_s:g} s; on: TRACE_EXPORTER=local, TRACE_SAMPLE_RATIO="
+                f"{self.trace_ratio:g}",
+                "; ".join(
+                    f"{r['tracing']}: predictor {r['predictor_cpu_ms_per_push']:.2f} ms/push, "
+                    f"backends {r['backend_cpu_ms_per_ride']:.2f} ms/ride"
+                    for r in rows
+                ),
+                data={"tracing": rows},
+            )
+        )
+
     def _stop_all(self) -> None:
         for service in self._services:
             service.stop(timeout_s=10)
@@ -377,3 +423,21 @@ class Bench:
 
 def _seconds(value: float | None) -> str:
     return "killed after 30 s" if value is None else f"{value:.2f} s"
+
+
+def tracing_row(label: str, push: dict[str, Any], rides: dict[str, Any]) -> dict[str, Any]:
+    """One tracing setting's row from a wrk run at the predictor and an open-loop ride run."""
+    backends = sum(v for k, v in rides["server_cpu_cores"].items() if k.startswith("backend_"))
+    return {
+        "tracing": label,
+        "predictor_cpu_ms_per_push": 1000
+        * push["server_cpu_cores"]["predictor"]
+        / max(push["throughput_rps"], 1e-9),
+        "push_rps": push["throughput_rps"],
+        "push_p50_ms": push["p50_ms"],
+        "push_p99_ms": push["p99_ms"],
+        "backend_cpu_ms_per_ride": 1000 * backends / rides["offered_per_s"],
+        "ride_p50_ms": rides["latency_ms"].get("p50", 0.0),
+        "ride_p99_ms": rides["latency_ms"].get("p99", 0.0),
+        "rides_right": f"{rides['right']}/{rides['sent']}",
+    }
