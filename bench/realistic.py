@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack.measure import CpuMeter, pids_matching
-from devstack.processes import free_port
+from devstack.measure import pids_matching
 from devstack.proxy import ProxyProcess
 from devstack.stack import ROOT, Service, Stack, isolated_settings
 
-from . import e2e, emulator_limit, setup, wrk
+from . import direct, e2e, emulator_limit, setup, wrk
 
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.realistic")
@@ -70,33 +69,22 @@ class Realistic:
         return env
 
     def backend(self, stack: Stack, proxy: str) -> Service:
-        s = stack.settings
-        env = dict(os.environ) | self.service_env() | {
-            "PUBSUB_EMULATOR_HOST": proxy, "PROJECT_ID": s.project, "RIDES_TOPIC": s.rides_topic,
-            "RESULTS_TOPIC": s.results_topic, "WEB_CONCURRENCY": "1",
-            "GUNICORN_THREADS": str(self.args.backend_threads), "RIDE_STORE": "memory",
-        }  # fmt: skip
-        port = free_port()
-        return Service("backend_service", port, env, s.workdir / f"backend-{port}.log")
+        """A backend on `stack`'s topics reaching Pub/Sub through the delay proxy."""
+        env = self.service_env() | setup.topics(stack.settings)
+        env |= {"PUBSUB_EMULATOR_HOST": proxy, "GUNICORN_THREADS": str(self.args.backend_threads)}
+        return setup.service("backend_service", stack.emulator, stack.settings.workdir, env)
 
     def push(self, stack: Stack, roots: dict[str, list[int]]) -> list[dict[str, Any]]:
         """wrk straight at the predictor, at each concurrency."""
         url = stack.predictor.url
         wrk.run(url, "/", self.envelopes, connections=64, duration_s=3)  # warm-up
-        rows = []
-        for connections in self.args.connections:
-            meter = CpuMeter(roots)
-            meter.start()
-            found = wrk.run(
-                url, "/", self.envelopes, connections=connections, duration_s=self.args.push_s
-            ).as_dict()
-            rows.append(found | {"connections": connections, "server_cpu_cores": meter.stop()})
-            log.info(
-                f"  push, {connections} concurrent: {found['throughput_rps']:.0f} req/s, p50 "
-                f"{found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, non-2xx "
-                f"{found['non_2xx']}, cpu {rows[-1]['server_cpu_cores']}"
-            )
-        return rows
+        return [
+            direct.measure(
+                url, "/", self.envelopes, runs=1, duration_s=self.args.push_s, cpu_roots=roots,
+                progress=log.info, connections=connections, warm_up=False,
+            )["median"] | {"connections": connections}
+            for connections in self.args.connections
+        ]  # fmt: skip
 
     def end_to_end(self, urls: list[str], roots: dict[str, list[int]]) -> list[dict[str, Any]]:
         """Open-loop confirmations at each rate, every answer checked."""
