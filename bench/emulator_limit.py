@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from google.cloud import pubsub_v1
 
@@ -47,17 +48,10 @@ def _stats(url: str) -> list[float]:
 
 
 def _publisher(address: str) -> pubsub_v1.PublisherClient:
-    saved = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = address
-    try:
-        # A 0.5 ms batching delay: the stamp is taken before it, so it counts in the figure.
-        settings = pubsub_v1.types.BatchSettings(max_latency=0.0005, max_messages=100)
+    # A 0.5 ms batching delay: the stamp is taken before it, so it counts in the figure.
+    settings = pubsub_v1.types.BatchSettings(max_latency=0.0005, max_messages=100)
+    with mock.patch.dict(os.environ, {"PUBSUB_EMULATOR_HOST": address}):
         return pubsub_v1.PublisherClient(batch_settings=settings)
-    finally:
-        if saved is None:
-            del os.environ["PUBSUB_EMULATOR_HOST"]
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = saved
 
 
 def _send(client: Any, topic: str, rate: float, count: int, url: str) -> dict[str, Any]:

@@ -1,14 +1,11 @@
 """The hand-written Pub/Sub paths under a region's round trip, by a delay proxy.
 
-`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts the
-lab's TCP proxy (`devstack.proxy`) between it and the services (15 ms each way), then measures
-the predictor alone (wrk at 8 and 64 connections, one gunicorn worker pinned to one CPU with
-`taskset -c 0`, as a one-vCPU Cloud Run instance) and end to end (2 backends through the proxy,
-open loop at 100 and 400 rides/s). In the end-to-end runs the predictor (2 workers) reaches the
-emulator directly: the emulator pushes over two serial connections a subscription, so a round
-trip in the push handler would cap the stream at a few dozen rides a second, a limit Pub/Sub
-does not have. Writes bench/results/realistic-<time>.json; docs/benchmarks.md has the table,
-and the official clients' figures, measured the same way.
+`make bench-realistic` (`python -m bench.realistic`) puts the lab's TCP proxy between its own
+emulator and the services (15 ms each way) and measures the predictor alone (wrk at 8 and 64
+connections, one worker pinned to one CPU, as a one-vCPU Cloud Run instance) and end to end (2
+backends through the proxy at 100 and 400 rides/s; the predictor reaches the emulator directly,
+whose serial push connections would otherwise cap the stream). docs/benchmarks.md ("Under a
+region's latency") has the table. Writes bench/results/realistic-<time>.json.
 """
 
 import argparse

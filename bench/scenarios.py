@@ -69,6 +69,8 @@ class Bench:
         self._stacks: list[Stack] = []
         self._services: list[Service] = []
         self.emulator: Any = None
+        self.memory: dict[str, Any] = {}
+        self.exits: dict[str, Any] = {}
 
     def run_all(self) -> list[Figure]:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -113,25 +115,23 @@ class Bench:
         self._stacks.append(stack)
         return stack
 
-    def _service(self, service: Service) -> Service:
+    def _lone(
+        self, package: str, env: dict[str, str], image_like: bool = True, on: Stack | None = None
+    ) -> Service:
+        """A lone service, 1 worker, on `on`'s topics (else the first stack's), image-like."""
+        python = self.pythons[package] if image_like else None
+        env = setup.topics(on.settings if on else self.topics) | env
+        service = setup.service(package, self.emulator, self.workdir, env, python)
         self._services.append(service)
         return service
 
-    def predictor_alone(self) -> None:
-        """Measurement 1: push requests straight to a predictor with 2 workers."""
-        self.progress("predictor alone: push requests, 8 concurrent (wrk)")
-        stack = self._stack(backends=0, predictor_workers=2)
-        self.topics = stack.settings  # later lone predictors publish to its topics
-        envelopes = [setup.ride_envelope(r, f"d{i}") for i, r in enumerate(self.rides[:200])]
-        figure = self._wrk_figure(
-            "predictor_direct", "Predictor alone: push requests, 8 concurrent",
-            ">= 1,500 req/s, p99 < 10 ms", 1500, 10, stack.predictor.url, "/", envelopes,
-            "predictor: 2 gunicorn workers x 8 threads, each request publishes its result to the "
-            "emulator and waits for the confirmation", predictor=stack.predictor.process.pid,
-        )  # fmt: skip
-        figure.data["pss_mb_2_workers"] = lifecycle.pss(stack.predictor)
-        self.figures.append(figure)
-        stack.stop()
+    def _venv(self, package: str) -> str:
+        if self.pythons[package] is None:
+            return "the dev virtualenv"
+        return f"a virtualenv with only {package}/requirements.txt, as in the image"
+
+    def _envelopes(self, prefix: str, count: int = 200) -> list[bytes]:
+        return [setup.ride_envelope(r, f"{prefix}{i}") for i, r in enumerate(self.rides[:count])]
 
     def _wrk_figure(
         self, key: str, title: str, target: str, min_rps: float, max_p99_ms: float, url: str,
@@ -148,74 +148,59 @@ class Bench:
         what = f"{what}; {len(bodies)} rides"
         return direct.figure(key, title, target, min_rps, max_p99_ms, found, runs, seconds, what)
 
-    def _venv(self, package: str) -> str:
-        if self.pythons[package] is None:
-            return "the dev virtualenv"
-        return f"a virtualenv with only {package}/requirements.txt, as in the image"
-
-    def _predictor(self, model_uri: str, image_like: bool = True) -> Service:
-        """A lone predictor, 1 worker, publishing to the first stack's topics."""
-        python = self.pythons["predictor_service"] if image_like else None
-        env = setup.topics(self.topics) | {"MODEL_URI": model_uri}
-        return self._service(
-            setup.service("predictor_service", self.emulator, self.workdir, env, python)
-        )
+    def predictor_alone(self) -> None:
+        """Measurement 1: push requests straight to a predictor with 2 workers."""
+        self.progress("predictor alone: push requests, 8 concurrent (wrk)")
+        stack = self._stack(backends=0, predictor_workers=2)
+        self.topics = stack.settings  # later lone services use its topics
+        figure = self._wrk_figure(
+            "predictor_direct", "Predictor alone: push requests, 8 concurrent",
+            ">= 1,500 req/s, p99 < 10 ms", 1500, 10, stack.predictor.url, "/",
+            self._envelopes("d"), "predictor: 2 gunicorn workers x 8 threads, each request "
+            "publishes its result to the emulator and waits for the confirmation",
+            predictor=stack.predictor.process.pid,
+        )  # fmt: skip
+        figure.data["pss_mb_2_workers"] = lifecycle.pss(stack.predictor)
+        self.figures.append(figure)
+        stack.stop()
 
     def lifecycle(self) -> None:
         """Measurements 3 and 5: cold start, memory as deployed, exit after SIGTERM when idle."""
         self.progress("predictor cold start, local model folder (1 worker, as deployed)")
         local: list[float] = []
-        memory: dict[str, Any] = {}
-        exits: dict[str, Any] = {}
         for attempt in range(self.plan.cold_starts):
-            service = self._predictor(str(self.model.folder))
+            service = self._lone("predictor_service", {"MODEL_URI": str(self.model.folder)})
             local.append(lifecycle.start_timed(service))
             self.progress(f"  ready in {local[-1]:.3f} s")
             if attempt == 0:
-                envelopes = [
-                    setup.ride_envelope(r, f"w{i}") for i, r in enumerate(self.rides[:300])
-                ]
-                statuses = lifecycle.post_many(service.url + "/", envelopes)
-                memory["predictor"] = lifecycle.pss(service) | {
-                    "after_pushes": len(statuses),
-                    "ok": statuses.count(204),
-                }
-                exits["predictor_idle_s"] = lifecycle.sigterm_exit_s(service)
+                statuses = lifecycle.post_many(service.url + "/", self._envelopes("w", 300))
+                self.memory["predictor"] = lifecycle.pss(service) | {
+                    "after_pushes": len(statuses), "ok": statuses.count(204),
+                }  # fmt: skip
+                self.exits["predictor_idle_s"] = lifecycle.sigterm_exit_s(service)
             else:
                 service.stop()
         cold = statistics.median(local)
-        self.figures.append(
-            Figure(
-                "cold_start_local",
-                "Predictor cold start, model in a local folder",
-                f"process start to first /readyz 200 (polled every 5 ms), gunicorn with 1 worker, "
-                f"{self._venv('predictor_service')}; median of {len(local)}",
-                f"{cold:.2f} s (each: {', '.join(f'{x:.2f}' for x in local)})",
-                "< 1.0 s",
-                cold < 1.0,
-                {"seconds": local, "median_s": cold},
-            )
-        )
+        self.figures.append(Figure(
+            "cold_start_local", "Predictor cold start, model in a local folder",
+            f"process start to first /readyz 200 (polled every 5 ms), gunicorn with 1 worker, "
+            f"{self._venv('predictor_service')}; median of {len(local)}",
+            f"{cold:.2f} s (each: {', '.join(f'{x:.2f}' for x in local)})", "< 1.0 s",
+            cold < 1.0, {"seconds": local, "median_s": cold},
+        ))  # fmt: skip
         if self.plan.registry_cold_start:
             self.progress("predictor cold start from the MLflow registry")
             # The image's mlflow-skinny has no SQLite store: the dev virtualenv reads this one.
-            service = self._predictor(self.model.uri, image_like=False)
+            service = self._lone("predictor_service", {"MODEL_URI": self.model.uri}, False)
             seconds = lifecycle.start_timed(service)
             service.stop()
-            self.figures.append(
-                Figure(
-                    "cold_start_registry",
-                    "Predictor cold start, model from the MLflow registry",
-                    f"{self.model.uri} on a local SQLite tracking store and artifact folder: "
-                    "resolves the alias, downloads the artifacts, loads; 1 worker; the dev "
-                    "virtualenv (full MLflow)",
-                    f"{seconds:.2f} s",
-                    "(say how long)",
-                    None,
-                    {"seconds": seconds},
-                )
-            )
-        self.memory, self.exits = memory, exits
+            self.figures.append(Figure(
+                "cold_start_registry", "Predictor cold start, model from the MLflow registry",
+                f"{self.model.uri} on a local SQLite tracking store and artifact folder: "
+                "resolves the alias, downloads the artifacts, loads; 1 worker; the dev "
+                "virtualenv (full MLflow)", f"{seconds:.2f} s", "(say how long)", None,
+                {"seconds": seconds},
+            ))  # fmt: skip
 
     def end_to_end(self) -> None:
         """Measurements 2 and 4, then memory and SIGTERM of loaded processes."""
@@ -241,22 +226,15 @@ class Bench:
         for workers in (1, 2) if self.plan.estimate_two_workers else (1,):
             # One worker is what a Cloud Run instance runs; a 2-vCPU instance may run two.
             self.progress(f"POST /estimate, 8 concurrent, backend with {workers} worker(s) (wrk)")
-            backend = self._backend(stack, workers=workers)
-            self.figures.append(
-                self._wrk_figure(
-                    f"estimate_{workers}",
-                    f"POST /estimate, 8 concurrent, {workers} worker{'s' if workers > 1 else ''}",
-                    ">= 2,000 req/s, p99 < 5 ms",
-                    2000,
-                    5,
-                    backend.url,
-                    "/estimate",
-                    [json.dumps(ride).encode() for ride in self.rides[:200]],
-                    f"one backend process (gunicorn master + {workers} worker x 16 threads, from "
-                    f"{self._venv('backend_service')})",
-                    backend=backend.process.pid,
-                )  # fmt: skip
-            )
+            backend = self._backend(stack, workers)
+            self.figures.append(self._wrk_figure(
+                f"estimate_{workers}",
+                f"POST /estimate, 8 concurrent, {workers} worker{'s' if workers > 1 else ''}",
+                ">= 2,000 req/s, p99 < 5 ms", 2000, 5, backend.url, "/estimate",
+                [json.dumps(ride).encode() for ride in self.rides[:200]],
+                f"one backend process (gunicorn master + {workers} worker x 16 threads, from "
+                f"{self._venv('backend_service')})", backend=backend.process.pid,
+            ))  # fmt: skip
             backend.stop()
         self.memory["backend_dev_venv_after_e2e"] = max(
             (lifecycle.pss(b) for b in stack.backends), key=lambda m: m["total"]
@@ -266,21 +244,30 @@ class Bench:
         stack.stop()
         self.figures += self.memory_and_exit_figures()
 
+    def _backend(self, stack: Stack, workers: int = 1) -> Service:
+        """A lone backend on `stack`'s topics, whose predictor answers its rides."""
+        backend = self._lone("backend_service", {"WEB_CONCURRENCY": str(workers)}, on=stack)
+        backend.start()
+        return backend
+
+    def _rides_at_100(self, url: str, seconds: float) -> dict[str, Any]:
+        return e2e.run_rate(
+            [url], self.rides, self.expected, rate=100, duration_s=seconds, cpu_roots={},
+            progress=lambda _: None,
+        )  # fmt: skip
+
     def sigterms(self, stack: Stack) -> None:
         """Exit times of a fresh backend when idle, and of a predictor and backend under load."""
         backend = self._backend(stack)
-        e2e.run_rate(
-            [backend.url], self.rides, self.expected, rate=100, duration_s=5,
-            cpu_roots={}, progress=lambda _: None,
-        )  # fmt: skip
+        self._rides_at_100(backend.url, 5)
         self.memory["backend"] = lifecycle.pss(backend)
         self.exits["backend_idle_s"] = lifecycle.sigterm_exit_s(backend)
         if not self.plan.sigterm_under_load:
             return
         self.progress("SIGTERM under load")
-        predictor = self._predictor(str(self.model.folder))
+        predictor = self._lone("predictor_service", {"MODEL_URI": str(self.model.folder)})
         predictor.start()
-        envelopes = [setup.ride_envelope(r, f"s{i}") for i, r in enumerate(self.rides[:200])]
+        envelopes = self._envelopes("s")
         seconds, result = lifecycle.sigterm_under_load(
             predictor,
             lambda: wrk.run(predictor.url, "/", envelopes, connections=8, duration_s=8),
@@ -289,102 +276,71 @@ class Bench:
         self.exits["predictor_load"] = result
         backend = self._backend(stack)
         seconds, result = lifecycle.sigterm_under_load(
-            backend,
-            lambda: e2e.run_rate(
-                [backend.url], self.rides, self.expected, rate=100, duration_s=6,
-                cpu_roots={}, progress=lambda _: None,
-            ),
-        )  # fmt: skip
+            backend, lambda: self._rides_at_100(backend.url, 6)
+        )
         self.exits["backend_loaded_s"] = seconds
         if isinstance(result, dict):
             self.exits["backend_load"] = {
                 k: result.get(k) for k in ("sent", "right", "crossed", "failed", "unanswered")
             }
 
-    def _backend(self, stack: Stack, workers: int = 1) -> Service:
-        """A lone backend on `stack`'s topics, started from the image-like virtualenv."""
-        env = setup.topics(stack.settings) | {"WEB_CONCURRENCY": str(workers)}
-        service = setup.service(
-            "backend_service", self.emulator, env, self.pythons["backend_service"]
-        )
-        self._service(service).start()
-        return service
-
     def memory_and_exit_figures(self) -> list[Figure]:
         predictor, backend = self.memory.get("predictor"), self.memory.get("backend")
         figures = []
         if predictor and backend:
-            figures.append(
-                Figure(
-                    "memory",
-                    "Memory (PSS, gunicorn master + workers)",
-                    "/proc/PID/smaps_rollup summed over the process tree once warm; "
-                    f"predictor from {self._venv('predictor_service')}, 1 worker (as deployed), "
-                    f"after 300 pushes; backend from {self._venv('backend_service')}, 1 worker, "
-                    "after 500 rides at 100/s",
-                    f"predictor {predictor['total']:.0f} MB, backend {backend['total']:.0f} MB",
-                    "predictor < 150 MB, backend < 80 MB",
-                    predictor["total"] < 150 and backend["total"] < 80,
-                    self.memory,
-                )
-            )
+            figures.append(Figure(
+                "memory", "Memory (PSS, gunicorn master + workers)",
+                "/proc/PID/smaps_rollup summed over the process tree once warm; "
+                f"predictor from {self._venv('predictor_service')}, 1 worker (as deployed), "
+                f"after 300 pushes; backend from {self._venv('backend_service')}, 1 worker, "
+                "after 500 rides at 100/s",
+                f"predictor {predictor['total']:.0f} MB, backend {backend['total']:.0f} MB",
+                "predictor < 150 MB, backend < 80 MB",
+                predictor["total"] < 150 and backend["total"] < 80, self.memory,
+            ))  # fmt: skip
         idle = [self.exits.get("predictor_idle_s"), self.exits.get("backend_idle_s")]
         loaded = [self.exits.get("predictor_loaded_s"), self.exits.get("backend_loaded_s")]
-        result = f"idle: predictor {_seconds(idle[0])}, backend {_seconds(idle[1])}" + (
-            f"; under load: predictor {_seconds(loaded[0])}, backend {_seconds(loaded[1])}"
-            if self.plan.sigterm_under_load
-            else ""
-        )
-        met_idle = all(x is not None and x < 2 for x in idle)
-        met_loaded = not self.plan.sigterm_under_load or all(
-            x is not None and x < 10 for x in loaded
-        )
-        figures.append(
-            Figure(
-                "sigterm",
-                "Exit after SIGTERM",
-                "SIGTERM to the gunicorn master only, as Cloud Run sends it, until the process "
-                "is gone; under load: wrk with 8 connections on a predictor, 100 rides/s on a "
-                "backend, SIGTERM 3 s in",
-                result,
-                "< 2 s idle, < 10 s under load",
-                met_idle and met_loaded,
-                self.exits,
+        under_load = self.plan.sigterm_under_load
+        result = f"idle: predictor {_seconds(idle[0])}, backend {_seconds(idle[1])}"
+        if under_load:
+            result += (
+                f"; under load: predictor {_seconds(loaded[0])}, backend {_seconds(loaded[1])}"
             )
-        )
+        met_idle = all(x is not None and x < 2 for x in idle)
+        met_loaded = not under_load or all(x is not None and x < 10 for x in loaded)
+        figures.append(Figure(
+            "sigterm", "Exit after SIGTERM",
+            "SIGTERM to the gunicorn master only, as Cloud Run sends it, until the process "
+            "is gone; under load: wrk with 8 connections on a predictor, 100 rides/s on a "
+            "backend, SIGTERM 3 s in",
+            result, "< 2 s idle, < 10 s under load", met_idle and met_loaded, self.exits,
+        ))  # fmt: skip
         return figures
 
     def emulator_limit(self) -> None:
         """Where the emulator is the limit: deliveries to a push endpoint that does nothing."""
         self.progress("the emulator alone: a no-op push endpoint")
+        plan = self.plan
         found = emulator_limit.measure(
-            self.emulator, self.workdir, self.plan.noop_rates, self.plan.noop_s,
-            self.plan.idle_messages, self.progress,
+            self.emulator, self.workdir, plan.noop_rates, plan.noop_s, plan.idle_messages,
+            self.progress,
         )  # fmt: skip
-        idle = found["idle"]["latency_ms"]
-        busiest = found["rates"][-1]
-        self.figures.append(
-            Figure(
-                "emulator_noop",
-                "Emulator alone: publish to a no-op push endpoint",
-                f"messages stamped at publish, latency to arrival at an endpoint that answers 204 "
-                f"at once; {self.plan.idle_messages} messages 1 s apart (idle subscription), then "
-                f"{', '.join(f'{r:g}' for r in self.plan.noop_rates)}/s for "
-                f"{self.plan.noop_s:g} s each",
-                f"idle p50 {idle.get('p50', 0):.0f} ms; at {busiest['rate']:g}/s "
-                f"{busiest['delivered']}/{busiest['sent']} delivered, p50 "
-                f"{busiest['latency_ms'].get('p50', 0):.1f} ms, p99 "
-                f"{busiest['latency_ms'].get('p99', 0):.1f} ms",
-                "(shows the floor the emulator sets)",
-                None,
-                found,
-            )
-        )
+        idle, busiest = found["idle"]["latency_ms"], found["rates"][-1]
+        self.figures.append(Figure(
+            "emulator_noop", "Emulator alone: publish to a no-op push endpoint",
+            f"messages stamped at publish, latency to arrival at an endpoint that answers 204 "
+            f"at once; {plan.idle_messages} messages 1 s apart (idle subscription), then "
+            f"{', '.join(f'{r:g}' for r in plan.noop_rates)}/s for {plan.noop_s:g} s each",
+            f"idle p50 {idle.get('p50', 0):.0f} ms; at {busiest['rate']:g}/s "
+            f"{busiest['delivered']}/{busiest['sent']} delivered, p50 "
+            f"{busiest['latency_ms'].get('p50', 0):.1f} ms, p99 "
+            f"{busiest['latency_ms'].get('p99', 0):.1f} ms",
+            "(shows the floor the emulator sets)", None, found,
+        ))  # fmt: skip
 
     def tracing_side_by_side(self) -> None:
         """Predictor CPU per push and backend CPU per ride, tracing off and on, interleaved."""
         rows = []
-        envelopes = [setup.ride_envelope(r, f"t{i}") for i, r in enumerate(self.rides[:200])]
         for setting in self.tracing:
             label = "off" if setting == "off" else f"on, {self.trace_ratio:.0%} sampled"
             self.progress(f"tracing {label}: predictor push (wrk), then 100 rides/s end to end")
@@ -395,8 +351,9 @@ class Bench:
             pids |= {f"backend_{i}": b.process.pid for i, b in enumerate(stack.backends)}
             # The bench's envelopes ask for replies no backend listens for: the backends idle.
             push = direct.measure(
-                stack.predictor.url, "/", envelopes, runs=1, duration_s=self.plan.wrk_s,
-                cpu_roots=self._roots(predictor=pids["predictor"]), progress=self.progress,
+                stack.predictor.url, "/", self._envelopes("t"), runs=1,
+                duration_s=self.plan.wrk_s, cpu_roots=self._roots(predictor=pids["predictor"]),
+                progress=self.progress,
             )["median"]  # fmt: skip
             urls = [b.url for b in stack.backends]
             run = dict(cpu_roots=self._roots(**pids), progress=self.progress)
@@ -406,23 +363,19 @@ class Bench:
             )
             stack.stop()
             rows.append(tracing_row(label, push, rides))
-        self.figures.append(
-            Figure(
-                "tracing",
-                "Tracing off and on, side by side",
-                f"in this order: {', '.join(self.tracing)}; each on a fresh stack (predictor 2 "
-                f"workers, 2 backends, rides in memory): wrk at 8 connections straight at the "
-                f"predictor for {self.plan.wrk_s:g} s, then 100 rides/s end to end for "
-                f"{self.plan.e2e_low_s:g} s; on: TRACE_EXPORTER=local, TRACE_SAMPLE_RATIO="
-                f"{self.trace_ratio:g}",
-                "; ".join(
-                    f"{r['tracing']}: predictor {r['predictor_cpu_ms_per_push']:.2f} ms/push, "
-                    f"backends {r['backend_cpu_ms_per_ride']:.2f} ms/ride"
-                    for r in rows
-                ),
-                data={"tracing": rows},
-            )
-        )
+        self.figures.append(Figure(
+            "tracing", "Tracing off and on, side by side",
+            f"in this order: {', '.join(self.tracing)}; each on a fresh stack (predictor 2 "
+            f"workers, 2 backends, rides in memory): wrk at 8 connections straight at the "
+            f"predictor for {self.plan.wrk_s:g} s, then 100 rides/s end to end for "
+            f"{self.plan.e2e_low_s:g} s; on: TRACE_EXPORTER=local, TRACE_SAMPLE_RATIO="
+            f"{self.trace_ratio:g}",
+            "; ".join(
+                f"{r['tracing']}: predictor {r['predictor_cpu_ms_per_push']:.2f} ms/push, "
+                f"backends {r['backend_cpu_ms_per_ride']:.2f} ms/ride" for r in rows
+            ),
+            data={"tracing": rows},
+        ))  # fmt: skip
 
     def _stop_all(self) -> None:
         for service in self._services:
@@ -445,11 +398,10 @@ def _seconds(value: float | None) -> str:
 def tracing_row(label: str, push: dict[str, Any], rides: dict[str, Any]) -> dict[str, Any]:
     """One tracing setting's row from a wrk run at the predictor and an open-loop ride run."""
     backends = sum(v for k, v in rides["server_cpu_cores"].items() if k.startswith("backend_"))
+    predictor = push["server_cpu_cores"]["predictor"]
     return {
         "tracing": label,
-        "predictor_cpu_ms_per_push": 1000
-        * push["server_cpu_cores"]["predictor"]
-        / max(push["throughput_rps"], 1e-9),
+        "predictor_cpu_ms_per_push": 1000 * predictor / max(push["throughput_rps"], 1e-9),
         "push_rps": push["throughput_rps"],
         "push_p50_ms": push["p50_ms"],
         "push_p99_ms": push["p99_ms"],
