@@ -16,7 +16,7 @@ from devstack.processes import process_tree
 from devstack.proxy import TcpProxy
 from devstack.stack import Service
 
-from .process_faults import tap
+from .observe import tap
 from .report import ScenarioResult
 
 log = logging.getLogger("faults")

@@ -16,16 +16,15 @@ from devstack.lab import Lab
 from devstack.load import EstimateProbe, Outcome, Rider, run_load
 from devstack.proxy import ProxyProcess
 from devstack.pubsub import subscriptions_of
-from devstack.stack import Service, Stack
+from devstack.stack import Service
 
-from .process_faults import tap, urls
+from .observe import features, own_subscriptions, tap, time_until, urls
 from .report import ScenarioResult
 
 # For the backend to turn unready, or to replace its subscription: its back-off is 5 s at most.
 READY_WAIT_S = 20.0
 # For it to be ready again once the permission is back: it retries a refused stream every 30 s.
 RECOVER_WAIT_S = 45.0
-PROBE_S = 0.2
 
 
 def publish_failing(
@@ -185,33 +184,12 @@ def results_not_found(
     return result
 
 
-def features(body: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in body.items() if k != "ride_id"}
-
-
 def ready(service: Service) -> bool | None:
     """Whether /readyz answers 200 (True) or something else (False); None if it does not answer."""
     try:
         return requests.get(f"{service.url}/readyz", timeout=5).status_code == 200
     except requests.RequestException:
         return None
-
-
-def time_until(check, budget_s: float) -> float | None:  # type: ignore[no-untyped-def]
-    """Poll `check` until true; return the seconds it took, or None after `budget_s`."""
-    started = time.monotonic()
-    while time.monotonic() - started < budget_s:
-        if check():
-            return time.monotonic() - started
-        time.sleep(PROBE_S)
-    return None
-
-
-def own_subscriptions(stack: Stack, backend: Service) -> list[str]:
-    """The results subscriptions of `backend`'s worker, found by its reply_to."""
-    reply_to = requests.get(f"{backend.url}/readyz", timeout=10).json()["reply_to"]
-    s = stack.settings
-    return [n for n in subscriptions_of(stack.address, s.project, s.results_topic) if reply_to in n]
 
 
 def stack_log(service: Service) -> str:

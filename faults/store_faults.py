@@ -9,7 +9,7 @@ from devstack.lab import Lab, kill, resume, stall
 from devstack.load import REPOST_AFTER_S, Outcome, Rider, run_load
 from devstack.processes import http_status
 
-from .process_faults import tap, urls
+from .observe import tap, time_until, urls
 from .report import ScenarioResult
 
 # The bound docs/reliability.md states for a ride whose backend died: done on any other backend
@@ -105,7 +105,8 @@ def store_restarted(
     result.checks["/readyz 503 and said why while down"] = set(down["/readyz"]) == {503} and all(
         "ride store unavailable" in r for r in reasons
     )
-    ready_again = _seconds_until_ready(backend.url, restarted_at)
+    ready = time_until(lambda: http_status(f"{backend.url}/readyz") == 200, 30)
+    ready_again = None if ready is None else time.monotonic() - restarted_at
     result.checks["ready again after the restart"] = ready_again is not None
     after = requests.get(f"{stack.backends[1].url}/rides/{kept.ride_id}", timeout=10)
     result.checks["a ride done before the stop is still done after it"] = (
@@ -119,15 +120,6 @@ def store_restarted(
         "at first, confirmed again by the rider",
     ]
     return result
-
-
-def _seconds_until_ready(url: str, since: float, within_s: float = 30) -> float | None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if http_status(f"{url}/readyz") == 200:
-            return time.monotonic() - since
-        time.sleep(0.5)
-    return None
 
 
 def _counts(codes: list[int | None]) -> str:
