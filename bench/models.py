@@ -84,38 +84,23 @@ def tracking_server(workdir: Path) -> tuple[Process, str]:
 
 
 def cases(names: list[str], model: setup.BenchModel, tracking_url: str) -> list[Case]:
-    """The cases asked for, with the model each one loads."""
-    known: dict[str, Any] = {
-        "native": lambda: Case(
-            "native", f"project LightGBM booster, local folder ({model.version})", True, True,
-            {"MODEL_URI": str(model.folder)},
-        ),
-        "native-registry": lambda: Case(
-            "native-registry", f"project LightGBM booster, {model.uri}", False, False,
-            {"MODEL_URI": model.uri},
-        ),
-        "native-registry-http": lambda: Case(
-            "native-registry-http", f"project LightGBM booster, {model.uri} from `mlflow server`",
-            True, False, {"MODEL_URI": model.uri, "MLFLOW_TRACKING_URI": tracking_url},
-        ),
-        "course": lambda: _course_case("course", local=True),
-        "course-run-id": lambda: _course_case("course-run-id", local=False),
-    }  # fmt: skip
-    return [known[name]() for name in names]
-
-
-def _course_case(name: str, local: bool) -> Case:
-    course = course_model()
-    if local:
-        folder = setup.ARTIFACTS / "models" / course["model_id"] / "artifacts"
-        return Case(
-            name, "course pipeline (DictVectorizer + LinearRegression), local folder", True, True,
-            {"MODEL_URI": str(folder)},
-        )  # fmt: skip
-    return Case(
-        name, "course pipeline, RUN_ID + MLFLOW_TRACKING_URI", False, False,
-        {"MODEL_URI": "", "RUN_ID": course["run_id"]},
-    )  # fmt: skip
+    """The cases asked for, with the model each one loads (the course's logged once)."""
+    course = course_model() if {"course", "course-run-id"} & set(names) else {}
+    course_folder = setup.ARTIFACTS / "models" / str(course.get("model_id")) / "artifacts"
+    known = [
+        Case("native", f"project LightGBM booster, local folder ({model.version})", True, True,
+             {"MODEL_URI": str(model.folder)}),
+        Case("native-registry", f"project LightGBM booster, {model.uri}", False, False,
+             {"MODEL_URI": model.uri}),
+        Case("native-registry-http", f"project LightGBM booster, {model.uri} from `mlflow server`",
+             True, False, {"MODEL_URI": model.uri, "MLFLOW_TRACKING_URI": tracking_url}),
+        Case("course", "course pipeline (DictVectorizer + LinearRegression), local folder", True,
+             True, {"MODEL_URI": str(course_folder)}),
+        Case("course-run-id", "course pipeline, RUN_ID + MLFLOW_TRACKING_URI", False, False,
+             {"MODEL_URI": "", "RUN_ID": str(course.get("run_id"))}),
+    ]  # fmt: skip
+    by_name = {case.name: case for case in known}
+    return [by_name[name] for name in names]
 
 
 class ModelBench:

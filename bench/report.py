@@ -9,10 +9,6 @@ from .figures import Figure
 PLOTTED_PERCENTILES = ("50", "90", "99", "99.9")
 
 
-def mark(met: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "-"}[met]
-
-
 def cell(text: str) -> str:
     """Make `text` safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
@@ -20,13 +16,11 @@ def cell(text: str) -> str:
 
 def table(figures: list[Figure]) -> str:
     """Return the markdown results table."""
-    lines = [
-        "| Measurement | Result | Target | Met | Conditions |",
-        "|---|---|---|---|---|",
-    ]
+    lines = ["| Measurement | Result | Target | Met | Conditions |", "|---|---|---|---|---|"]
     for f in figures:
+        met = {True: "yes", False: "**no**", None: "-"}[f.met]
         lines.append(
-            f"| {cell(f.title)} | {cell(f.result)} | {cell(f.target or '-')} | {mark(f.met)} "
+            f"| {cell(f.title)} | {cell(f.result)} | {cell(f.target or '-')} | {met} "
             f"| {cell(f.conditions)} |"
         )
     return "\n".join(lines)
@@ -49,20 +43,14 @@ def tracing_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def machine_line(machine: dict[str, Any]) -> str:
-    return (
-        f"{machine['nproc']} cores ({machine['cpu_model']}), {machine['memory_gb']} GB memory, "
-        f"Linux {machine['kernel']}"
-    )
-
-
 def markdown(run: dict[str, Any], figures: list[Figure]) -> str:
     """Return report.md: the machine, the load around the run, the table, and the details."""
     machine = run["machine"]
     parts = [
         f"# Benchmark results, {run['started']}",
         "",
-        f"- Machine: {machine_line(machine)}",
+        f"- Machine: {machine['nproc']} cores ({machine['cpu_model']}), {machine['memory_gb']} "
+        f"GB memory, Linux {machine['kernel']}",
         f"- Load average (1/5/15 min) before: {run['load_before']}, after: {run['load_after']}",
         f"- Mode: {run['mode']}; took {run['elapsed_s']:.0f} s",
         "",

@@ -163,20 +163,17 @@ def filter_check(probes: FilterProbes, backends: int, sent: int) -> dict[str, An
         "one_backend_share_sent": sent // backends,
         "one_backend_by_owner": dict(sorted(owners.items())),
         "emulator_applies_filters": applied,
-        "message_bytes": {
-            key: {
-                "mean": round(sum(s[key] for s in sizes) / len(sizes), 1),
-                "min": min(s[key] for s in sizes),
-                "max": max(s[key] for s in sizes),
-            }
-            for key in ("data", "attributes", "billed")
-        }
+        "message_bytes": {key: spread([s[key] for s in sizes]) for key in sizes[0]}
         if sizes
         else {},
         "example": {"data": one[0].data.decode(), "attributes": dict(one[0].attributes)}
         if one
         else {},
     }
+
+
+def spread(values: list[int]) -> dict[str, float]:
+    return {"mean": round(sum(values) / len(values), 1), "min": min(values), "max": max(values)}
 
 
 class RideStoreBench:

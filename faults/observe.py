@@ -11,6 +11,7 @@ from typing import Any
 import requests
 from google.api_core import exceptions as gexc
 
+from devstack.load import Attempt, Outcome
 from devstack.pubsub import emulator_clients, subscriptions_of
 from devstack.stack import Service, Stack
 
@@ -123,6 +124,11 @@ def own_subscriptions(stack: Stack, backend: Service) -> list[str]:
     """The results subscriptions of `backend`'s worker, found by its reply_to."""
     mine, s = reply_to(backend), stack.settings
     return [n for n in subscriptions_of(stack.address, s.project, s.results_topic) if mine in n]
+
+
+def open_at(outcome: Outcome, url: str, at: float) -> list[Attempt]:
+    """The ride's confirmations that were open on `url` at `at`."""
+    return [a for a in outcome.attempts if a.url == url and a.sent < at < a.sent + a.seconds]
 
 
 def time_until(check: Callable[[], Any], budget_s: float) -> float | None:

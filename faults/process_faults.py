@@ -7,7 +7,7 @@ from devstack.lab import Lab, kill, restart, resume, stall, terminate
 from devstack.load import Outcome, Rider, run_load
 from devstack.pubsub import subscriptions_of
 
-from .observe import expiration_ttl_s, own_subscriptions, tap, urls
+from .observe import expiration_ttl_s, open_at, own_subscriptions, tap, urls
 from .report import ScenarioResult
 from .slow_predictor import slow_stack
 
@@ -90,18 +90,12 @@ def _check_victim(
     result: ScenarioResult, outcomes: list[Outcome], url: str, stopped_at: float, graceful: bool
 ) -> None:
     """Count the victim's requests open at the signal, and how they ended."""
-    open_then = [
-        a
-        for o in outcomes
-        for a in o.attempts
-        if a.url == url and a.sent < stopped_at < a.sent + a.seconds
-    ]
+    open_then = [a for o in outcomes for a in open_at(o, url, stopped_at)]
     answered = [a for a in open_then if a.status in (200, 202)]
     result.notes.append(f"{len(answered)}/{len(open_then)} requests open at the signal answered")
     if graceful:
-        result.checks["every open request answered (200 or 202, none reset)"] = len(
-            answered
-        ) == len(open_then)
+        all_answered = len(answered) == len(open_then)
+        result.checks["every open request answered (200 or 202, none reset)"] = all_answered
         late = max((a.sent + a.seconds - stopped_at for a in answered), default=0.0)
         # Each waits at most the backend's RESULT_TIMEOUT_S, inside gunicorn's grace period.
         result.checks["open requests answered within RESULT_TIMEOUT_S"] = (

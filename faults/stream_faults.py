@@ -170,20 +170,12 @@ def dead_letters_replayed(lab: Lab) -> ScenarioResult:
 
 
 def _tool(stack: Stack, *args: str) -> list[str]:
+    """Run `python -m deadletters` on the stack's emulator and topics; its output lines."""
     s = stack.settings
     env = os.environ | {
-        "PUBSUB_EMULATOR_HOST": stack.address,
-        "PROJECT_ID": s.project,
-        "DEAD_LETTER_SUBSCRIPTION": s.dead_letter_subscription,
-        "RIDES_TOPIC": s.rides_topic,
-        "PYTHONPATH": str(ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "deadletters", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+        "PUBSUB_EMULATOR_HOST": stack.address, "PROJECT_ID": s.project, "PYTHONPATH": str(ROOT),
+        "DEAD_LETTER_SUBSCRIPTION": s.dead_letter_subscription, "RIDES_TOPIC": s.rides_topic,
+    }  # fmt: skip
+    argv = [sys.executable, "-m", "deadletters", *args]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.splitlines()
