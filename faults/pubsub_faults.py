@@ -9,11 +9,11 @@ import re
 import statistics
 import time
 
-import requests
 from grpc import StatusCode as Code
 
 from devstack.lab import Lab
 from devstack.load import EstimateProbe, Outcome, Rider, run_load
+from devstack.processes import http_status
 from devstack.proxy import ProxyProcess
 from devstack.pubsub import subscriptions_of
 from devstack.stack import Service
@@ -124,10 +124,11 @@ def results_permission_denied(
         denied_at = time.monotonic()
         deadline_s = denied_s + RECOVER_WAIT_S + 30
         load = run_load(Rider([backend.url]), rides, rate_per_s, deadline_s=deadline_s)
-        unready_s = time_until(lambda: ready(backend) is False, READY_WAIT_S)
+        readyz = f"{backend.url}/readyz"
+        unready_s = time_until(lambda: http_status(readyz, 5) not in (None, 200), READY_WAIT_S)
         time.sleep(max(0.0, denied_at + denied_s - time.monotonic()))
         proxy.allow()
-        ready_s = time_until(lambda: ready(backend) is True, RECOVER_WAIT_S)
+        ready_s = time_until(lambda: http_status(readyz, 5) == 200, RECOVER_WAIT_S)
         outcomes = load.wait()
         samples = estimates.stop()
     result.count(outcomes, results.duplicates)
@@ -182,14 +183,6 @@ def results_not_found(
         counts_note(proxy, "StreamingPull"),
     ]
     return result
-
-
-def ready(service: Service) -> bool | None:
-    """Whether /readyz answers 200 (True) or something else (False); None if it does not answer."""
-    try:
-        return requests.get(f"{service.url}/readyz", timeout=5).status_code == 200
-    except requests.RequestException:
-        return None
 
 
 def stack_log(service: Service) -> str:
