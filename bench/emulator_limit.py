@@ -5,7 +5,6 @@ import os
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,8 +15,8 @@ from google.cloud import pubsub_v1
 
 from devstack.emulator import Emulator
 from devstack.processes import Process, free_port, port_open, wait_until
-from devstack.pubsub import Topology, provision
-from devstack.stack import ROOT
+from devstack.pubsub import provision
+from devstack.stack import ROOT, isolated_settings
 
 from .stats import summarize
 
@@ -25,8 +24,8 @@ SETTLE_S = 10.0  # how long to wait for the last deliveries
 
 
 @contextmanager
-def noop_endpoint(workdir: Path) -> Iterator[str]:
-    """Run bench.noop on a free port; yield its URL."""
+def noop_endpoint(workdir: Path) -> Iterator[int]:
+    """Run bench.noop on a free port; yield the port."""
     port = free_port()
     process = Process(
         "noop-push",
@@ -37,7 +36,7 @@ def noop_endpoint(workdir: Path) -> Iterator[str]:
     process.start()
     try:
         wait_until(lambda: port_open("127.0.0.1", port), 10, what="the no-op push endpoint")
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         process.stop(timeout_s=5)
 
@@ -75,25 +74,14 @@ def _send(client: Any, topic: str, rate: float, count: int, url: str) -> dict[st
 
 
 def measure(
-    emulator: Emulator,
-    workdir: Path,
-    rates: Sequence[float],
-    seconds_each: float,
-    idle_messages: int,
-    progress: Callable[[str], None],
-) -> dict[str, Any]:
+    emulator: Emulator, workdir: Path, rates: Sequence[float], seconds_each: float,
+    idle_messages: int, progress: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
     """Deliveries to a no-op endpoint: at each rate, and one at a time on an idle subscription."""
-    suffix = uuid.uuid4().hex[:8]
-    with noop_endpoint(workdir) as url:
-        topology = Topology(
-            project=emulator.project,
-            push_endpoint=f"{url}/",
-            rides_topic=f"noop-{suffix}",
-            results_topic=f"noop-results-{suffix}",
-            dead_letter_topic=f"noop-dead-{suffix}",
-            push_subscription=f"noop-push-{suffix}",
-            dead_letter_subscription=f"noop-dead-sub-{suffix}",
-        )
+    with noop_endpoint(workdir) as port:
+        url = f"http://127.0.0.1:{port}"
+        # Topics of their own, pushed to the endpoint as a stack's are to its predictor.
+        topology = isolated_settings(emulator, workdir, backends=0, predictor_port=port).topology
         provision(topology, emulator.address)
         client = _publisher(emulator.address)
         topic = topology.topic_path(topology.rides_topic)
