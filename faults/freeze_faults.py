@@ -11,7 +11,7 @@ import requests
 
 from backend_service.config import Config as BackendConfig
 from devstack.lab import Lab, restart
-from devstack.load import HTTP_TIMEOUT_S, MATCH_TOLERANCE, Attempt, Outcome, Ride
+from devstack.load import HTTP_TIMEOUT_S, Attempt, Outcome, Ride, Rider
 from devstack.processes import process_tree
 from devstack.proxy import TcpProxy
 from devstack.stack import Service
@@ -119,12 +119,9 @@ def confirm(url: str, ride: Ride) -> Outcome:
             Attempt(url, out.started, time.monotonic() - out.started, type(err).__name__)
         )
         return out
-    now = time.monotonic()
-    out.attempts.append(Attempt(url, out.started, now - out.started, response.status_code))
-    body = response.json()
-    if response.status_code == 200 and body.get("duration_final") is not None:
-        out.answered_at, out.answered_by, out.final = now, url, float(body["duration_final"])
-        out.crossed = (
-            body.get("ride_id") != ride.ride_id or abs(out.final - ride.expected) > MATCH_TOLERANCE
-        )
+    out.attempts.append(
+        Attempt(url, out.started, time.monotonic() - out.started, response.status_code)
+    )
+    if response.status_code == 200 and response.json().get("duration_final") is not None:
+        Rider.settle(out, url, response.json())
     return out
