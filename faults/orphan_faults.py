@@ -1,19 +1,9 @@
 """A backend killed with rides waiting, then lookups only: the recorder alone must finish them.
 
-Two backends share rides in Firestore; the predictor is frozen, `rides` confirmations wait on
-backend 0, backend 0 is SIGKILLed, the predictor resumed; from then on only `GET /rides/<id>` on
-backend 1, nobody confirming again. Each ride's result goes to the dead backend's own
-subscription and to the recorder subscription, so it ends done only through the survivor's
-recorder: at once if Pub/Sub hands the result to the survivor's stream, or once the lease of
-the dead backend's recorder stream on it lapses.
-
-`through_proxy` tells the system from the emulator. Through the fault proxy (faults.pull_relay)
-the emulator sees a dead client's stream end cleanly, as Pub/Sub sees a lost connection, and
-messages queued for it are nacked: what is left late is the system's (its leases). Straight at
-the emulator, the stream is cut and the emulator may keep results leased to it beyond their
-deadline (DESIGN.md): what only this variant leaves late is the emulator's. A ride still pending
-at the end is classified by the result tap: its result never published (the predictor's side),
-or published and not recorded (held in the recorder subscription).
+Two backends share rides in Firestore; the victim dies with rides waiting on it, and from then on
+only `GET /rides/<id>` on the survivor. Through the fault proxy, the emulator sees a dead
+client's stream end as Pub/Sub sees a lost connection; straight at it, the stream is cut, which
+the emulator mishandles. docs/reliability.md ("A killed instance, then lookups only") has more.
 """
 
 import threading
