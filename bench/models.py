@@ -27,7 +27,6 @@ from . import direct, lifecycle, setup, wrk
 
 log = logging.getLogger("bench.models")
 COURSE_NAME = "ride-duration-course"
-PUSHES_BEFORE_PSS = 300
 
 
 @dataclass(frozen=True)
