@@ -61,43 +61,37 @@ def markdown(run: dict[str, Any], figures: list[Figure]) -> str:
         "",
     ]
     for f in figures:
-        runs = f.data.get("runs")
-        if runs:
-            parts.append(f"## {f.title}: every run")
-            parts.append("")
-            for row in runs:
-                parts.append(
-                    f"- {row['throughput_rps']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 "
-                    f"{row['p99_ms']:.2f} ms, p99.9 {row['p99.9_ms']:.2f} ms, max "
-                    f"{row['max_ms']:.1f} ms; wrk {row['client_cpu_cores']:.2f} cores; "
-                    f"servers {row['server_cpu_cores']}"
-                )
-            parts.append("")
+        if runs := f.data.get("runs"):
+            parts += [f"## {f.title}: every run", ""]
+            parts += [
+                f"- {row['throughput_rps']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 "
+                f"{row['p99_ms']:.2f} ms, p99.9 {row['p99.9_ms']:.2f} ms, max "
+                f"{row['max_ms']:.1f} ms; wrk {row['client_cpu_cores']:.2f} cores; "
+                f"servers {row['server_cpu_cores']}"
+                for row in runs
+            ] + [""]
         if "windows" in f.data:
-            parts.append(f"## {f.title}: latency by 10 s window")
-            parts.append("")
-            for w in f.data["windows"]:
-                parts.append(
-                    f"- {w['start_s']:.0f} s: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms"
-                )
-            parts.append(
+            parts += [f"## {f.title}: latency by 10 s window", ""]
+            parts += [
+                f"- {w['start_s']:.0f} s: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms"
+                for w in f.data["windows"]
+            ]
+            parts += [
                 f"- load generator {f.data['client_cpu_cores']:.2f} cores, latest send "
                 f"{f.data['max_send_lag_ms']:.1f} ms behind schedule, "
-                f"{f.data['connections_opened']} connections; servers {f.data['server_cpu_cores']}"
-            )
-            parts.append("")
+                f"{f.data['connections_opened']} connections; servers {f.data['server_cpu_cores']}",
+                "",
+            ]
         if "tracing" in f.data:
             parts += [f"## {f.title}", "", tracing_table(f.data["tracing"]), ""]
         if "rates" in f.data:
-            parts.append(f"## {f.title}: every rate")
-            parts.append("")
-            for row in [f.data["idle"], *f.data["rates"]]:
-                lat = row["latency_ms"]
-                parts.append(
-                    f"- {row['rate']:g}/s: {row['delivered']}/{row['sent']} delivered, p50 "
-                    f"{lat.get('p50', 0):.1f} ms, p99 {lat.get('p99', 0):.1f} ms"
-                )
-            parts.append("")
+            parts += [f"## {f.title}: every rate", ""]
+            parts += [
+                f"- {row['rate']:g}/s: {row['delivered']}/{row['sent']} delivered, p50 "
+                f"{row['latency_ms'].get('p50', 0):.1f} ms, p99 "
+                f"{row['latency_ms'].get('p99', 0):.1f} ms"
+                for row in [f.data["idle"], *f.data["rates"]]
+            ] + [""]
     return "\n".join(parts)
 
 
