@@ -24,11 +24,11 @@ def test_tiny_bench_on_a_real_stack(make_stack, trained_model, tmp_path):
     figures = [e2e.figure_100(found, e2e.conditions(20, 1.5, 1, 1))]
     if wrk.available():
         bodies = [json.dumps(ride).encode() for ride in rides]
-        found = direct.measure(
+        estimate = direct.measure(
             stack.backends[0].url, "/estimate", bodies, runs=1, duration_s=1, cpu_roots=roots,
             progress=lambda _: None,
         )  # fmt: skip
-        figures.append(direct.figure("estimate_1", "POST /estimate", "", 0, 1e9, found, 1, 1, ""))
+        figures.append(direct.figure("estimate_1", "/estimate", "", 0, 1e9, estimate, 1, 1, ""))
     memory = lifecycle.pss(stack.predictor)
     run = {"started": "now", "mode": "smoke", "machine": machine(), "load_before": [],
            "load_after": [], "elapsed_s": 1.0}  # fmt: skip
