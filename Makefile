@@ -119,11 +119,12 @@ dead-letters: install
 ## results in bench/results/<time>/ (results.json, report.md, latency.png).
 .PHONY: bench bench-quick bench-models bench-tools
 bench: install bench-tools
-	$(PY) -m bench
+	$(PY) -m bench $(ARGS)
 
-## The reduced set, under two minutes.
+## The reduced set, under two minutes; ARGS="--tracing off on" adds predictor CPU per push and
+## backend CPU per ride with tracing off, then on at the deploy's 10 % (python -m bench -h).
 bench-quick: install bench-tools
-	$(PY) -m bench --quick
+	$(PY) -m bench --quick $(ARGS)
 
 ## The hand-written Pub/Sub paths with 15 ms added each way by the lab's TCP proxy;
 ## ARGS="--only push" and others: python -m bench.realistic -h

@@ -12,7 +12,7 @@ from devstack.stack import ROOT
 
 from . import setup
 from .figures import Figure, skipped
-from .report import write
+from .report import tracing_table, write
 from .scenarios import PLANS, Bench
 
 log = logging.getLogger("bench")
@@ -22,6 +22,14 @@ BUSY_LOAD = 1.5  # a 1-minute load average above this on 2 cores means someone e
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a reduced set, under two minutes")
+    parser.add_argument(
+        "--tracing", nargs="+", default=[], choices=["off", "on"],
+        help="also measure predictor CPU per push and backend CPU per ride with tracing off "
+        "and/or on, in this order (off on off on: two rounds, interleaved)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trace-ratio", type=float, default=0.1, help="sampling when on (the deploy's)"
+    )
     parser.add_argument("--retrain", action="store_true", help="train the bench model again")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results", help="results folder root"
@@ -44,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("load average %s: others are busy, figures will be noisy", host["loadavg"])
     t0 = time.monotonic()
     workdir = setup.WORKDIR / "runs" / folder.name
-    bench = Bench(plan, workdir, progress=log.info, retrain=args.retrain)
+    bench = Bench(
+        plan, workdir, progress=log.info, retrain=args.retrain,
+        tracing=args.tracing, trace_ratio=args.trace_ratio,
+    )  # fmt: skip
     figures: list[Figure] = []
     try:
         figures = bench.run_all()
@@ -67,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info(
             "%-55s %-70s %s", f.title, f.result, {True: "met", False: "MISSED", None: ""}[f.met]
         )
+        if "tracing" in f.data:
+            log.info("\n%s", tracing_table(f.data["tracing"]))
     return 0
 
 

@@ -5,18 +5,18 @@ import os
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from google.cloud import pubsub_v1
 
 from devstack.emulator import Emulator
 from devstack.processes import Process, free_port, port_open, wait_until
-from devstack.pubsub import Topology, provision
-from devstack.stack import ROOT
+from devstack.pubsub import provision
+from devstack.stack import ROOT, isolated_settings
 
 from .stats import summarize
 
@@ -24,8 +24,8 @@ SETTLE_S = 10.0  # how long to wait for the last deliveries
 
 
 @contextmanager
-def noop_endpoint(workdir: Path) -> Iterator[str]:
-    """Run bench.noop on a free port; yield its URL."""
+def noop_endpoint(workdir: Path) -> Iterator[int]:
+    """Run bench.noop on a free port; yield the port."""
     port = free_port()
     process = Process(
         "noop-push",
@@ -36,7 +36,7 @@ def noop_endpoint(workdir: Path) -> Iterator[str]:
     process.start()
     try:
         wait_until(lambda: port_open("127.0.0.1", port), 10, what="the no-op push endpoint")
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         process.stop(timeout_s=5)
 
@@ -47,17 +47,10 @@ def _stats(url: str) -> list[float]:
 
 
 def _publisher(address: str) -> pubsub_v1.PublisherClient:
-    saved = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = address
-    try:
-        # A 0.5 ms batching delay: the stamp is taken before it, so it counts in the figure.
-        settings = pubsub_v1.types.BatchSettings(max_latency=0.0005, max_messages=100)
+    # A 0.5 ms batching delay: the stamp is taken before it, so it counts in the figure.
+    settings = pubsub_v1.types.BatchSettings(max_latency=0.0005, max_messages=100)
+    with mock.patch.dict(os.environ, {"PUBSUB_EMULATOR_HOST": address}):
         return pubsub_v1.PublisherClient(batch_settings=settings)
-    finally:
-        if saved is None:
-            del os.environ["PUBSUB_EMULATOR_HOST"]
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = saved
 
 
 def _send(client: Any, topic: str, rate: float, count: int, url: str) -> dict[str, Any]:
@@ -81,25 +74,14 @@ def _send(client: Any, topic: str, rate: float, count: int, url: str) -> dict[st
 
 
 def measure(
-    emulator: Emulator,
-    workdir: Path,
-    rates: Sequence[float],
-    seconds_each: float,
-    idle_messages: int,
-    progress: Callable[[str], None],
-) -> dict[str, Any]:
+    emulator: Emulator, workdir: Path, rates: Sequence[float], seconds_each: float,
+    idle_messages: int, progress: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
     """Deliveries to a no-op endpoint: at each rate, and one at a time on an idle subscription."""
-    suffix = uuid.uuid4().hex[:8]
-    with noop_endpoint(workdir) as url:
-        topology = Topology(
-            project=emulator.project,
-            push_endpoint=f"{url}/",
-            rides_topic=f"noop-{suffix}",
-            results_topic=f"noop-results-{suffix}",
-            dead_letter_topic=f"noop-dead-{suffix}",
-            push_subscription=f"noop-push-{suffix}",
-            dead_letter_subscription=f"noop-dead-sub-{suffix}",
-        )
+    with noop_endpoint(workdir) as port:
+        url = f"http://127.0.0.1:{port}"
+        # Topics of their own, pushed to the endpoint as a stack's are to its predictor.
+        topology = isolated_settings(emulator, workdir, backends=0, predictor_port=port).topology
         provision(topology, emulator.address)
         client = _publisher(emulator.address)
         topic = topology.topic_path(topology.rides_topic)

@@ -1,12 +1,13 @@
 """Process start to ready, memory once warm, and the time to exit after SIGTERM."""
 
-import signal
+import math
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from devstack.lab import terminate
 from devstack.measure import tree_pss_mb
 from devstack.stack import Service
 
@@ -66,22 +67,13 @@ def post_many(url: str, bodies: list[bytes], timeout_s: float = 10.0) -> list[in
 
 def pss(service: Service) -> dict[str, float]:
     """PSS of the gunicorn master and its workers, in MB."""
-    assert service.process.pid is not None
-    return tree_pss_mb(service.process.pid)
+    return tree_pss_mb(service.process.pid or 0)
 
 
-def sigterm_exit_s(service: Service, timeout_s: float = 30.0) -> float | None:
-    """Send SIGTERM to the master only, as Cloud Run does, and time its exit (None: killed)."""
-    popen = service.process.popen
-    assert popen is not None
-    started = time.monotonic()
-    popen.send_signal(signal.SIGTERM)
-    code = service.process.wait(timeout_s)
-    elapsed = time.monotonic() - started
-    if code is None:
-        service.process.kill()
-        return None
-    return elapsed
+def sigterm_exit_s(service: Service) -> float | None:
+    """SIGTERM to the master only, as Cloud Run sends it: seconds until gone (None: killed)."""
+    seconds = terminate(service)
+    return None if math.isinf(seconds) else seconds
 
 
 def sigterm_under_load(

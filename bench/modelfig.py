@@ -71,36 +71,26 @@ def figures(model: BenchModel, ride: dict[str, Any]) -> list[Figure]:
     size = sizes(model)
     return [
         Figure(
-            "model_rmse",
-            "Model: validation RMSE (2021-02)",
+            "model_rmse", "Model: validation RMSE (2021-02)",
             f"LightGBM, {model.params.get('num_boost_round')} rounds, features "
             f"{model.params.get('features')}; trained on 2021-01 ({model.params.get('train_rows')} "
             f"rides); metric logged by training.train ({model.version})",
-            f"accurate {rmse:.3f} min, coarse {coarse:.3f} min",
-            "accurate <= 5.3, coarse <= 7.76",
-            rmse <= 5.3 and coarse <= 7.76,
-            {"valid_rmse": rmse, "coarse_valid_rmse": coarse},
+            f"accurate {rmse:.3f} min, coarse {coarse:.3f} min", "accurate <= 5.3, coarse <= 7.76",
+            rmse <= 5.3 and coarse <= 7.76, {"valid_rmse": rmse, "coarse_valid_rmse": coarse},
         ),
         Figure(
-            "model_predict",
-            "Model: one ride inside the service (features + booster)",
+            "model_predict", "Model: one ride inside the service (features + booster)",
             f"median of {ITERATIONS} calls in one process, LoadedModel.predict(prepare_features())"
             " as the push route calls it; lightgbm's Python Booster.predict for comparison",
             f"{times['features_and_predict_us']:.0f} us (features {times['features_us']:.0f} us, "
             f"predict {times['predict_us']:.0f} us; lightgbm Python API "
             f"{times['lightgbm_python_predict_us']:.0f} us)",
-            "< 300 us",
-            times["features_and_predict_us"] < 300,
-            times,
+            "< 300 us", times["features_and_predict_us"] < 300, times,
         ),
         Figure(
-            "model_size",
-            "Model: artifact size",
-            "the MLflow model folder the predictor loads",
+            "model_size", "Model: artifact size", "the MLflow model folder the predictor loads",
             f"{size['total_mb']:.1f} MB (booster {size.get('model.lgb_mb', 0):.1f} MB, pair table "
             f"{size.get('extra_files/pair_table.json_mb', 0):.2f} MB)",
-            "small enough not to hurt cold start",
-            None,
-            size,
+            "small enough not to hurt cold start", None, size,
         ),
-    ]
+    ]  # fmt: skip

@@ -12,7 +12,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +21,13 @@ from devstack import registry
 from devstack.emulator import unavailable_reason
 from devstack.measure import load, machine
 from devstack.processes import Process, free_port, port_open, wait_until
-from devstack.pubsub import Topology, provision
-from devstack.stack import ROOT, Service
+from devstack.pubsub import provision
+from devstack.stack import ROOT, Service, isolated_settings
 
 from . import direct, lifecycle, s3, setup, wrk
 
 log = logging.getLogger("bench.models")
 COURSE_NAME = "ride-duration-course"
-PUSHES_BEFORE_PSS = 300
 
 
 @dataclass(frozen=True)
@@ -177,14 +175,8 @@ class ModelBench:
         rides = setup.sample_rides(200)
         self.envelopes = [setup.ride_envelope(r, f"m{i}") for i, r in enumerate(rides)]
         self.emulator = setup.start_emulator(self.workdir)
-        suffix = uuid.uuid4().hex[:8]
-        self.topology = Topology(
-            project=setup.PROJECT, push_endpoint="http://127.0.0.1:9/",
-            rides_topic=f"rides-{suffix}", results_topic=f"results-{suffix}",
-            dead_letter_topic=f"dead-{suffix}", push_subscription=f"push-{suffix}",
-            dead_letter_subscription=f"dead-sub-{suffix}",
-        )  # fmt: skip
-        provision(self.topology, self.emulator.address)
+        self.topics = isolated_settings(self.emulator, self.workdir, backends=0)
+        provision(self.topics.topology, self.emulator.address)  # nothing listens at its push
         # The emulator's JVM compiles its publish path under the first load: warm it first.
         warm = self._predictor(chosen[0])
         lifecycle.start_timed(warm)
@@ -195,12 +187,8 @@ class ModelBench:
 
     def _predictor(self, case: Case) -> Service:
         python = self.python if case.image_like else None
-        service = setup.predictor_service("", self.emulator, self.workdir, 1, python)
-        service.process.env |= {
-            "BACKEND_PULL_STREAM": self.topology.results_topic,
-            "DEAD_LETTER_TOPIC": self.topology.dead_letter_topic,
-            **case.env,
-        }
+        env = setup.topics(self.topics) | case.env
+        service = setup.service("predictor_service", self.emulator, self.workdir, env, python)
         self.services.append(service)
         return service
 

@@ -1,17 +1,15 @@
 """The hand-written Pub/Sub paths under a region's round trip, by a delay proxy.
 
-`make bench-realistic` (`python -m bench.realistic`) starts its own emulator and puts the
-lab's TCP proxy (`devstack.proxy`) between it and the services (15 ms each way), then measures
-the predictor alone (wrk at 8 and 64 connections, one gunicorn worker pinned to one CPU with
-`taskset -c 0`, as a one-vCPU Cloud Run instance) and end to end (2 backends through the proxy,
-open loop at 100 and 400 rides/s). In the end-to-end runs the predictor (2 workers) reaches the
-emulator directly: the emulator pushes over two serial connections a subscription, so a round
-trip in the push handler would cap the stream at a few dozen rides a second, a limit Pub/Sub
-does not have. Writes bench/results/realistic-<time>.json; docs/benchmarks.md has the table,
-and the official clients' figures, measured the same way.
+`make bench-realistic` (`python -m bench.realistic`) puts the lab's TCP proxy between its own
+emulator and the services (15 ms each way) and measures the predictor alone (wrk at 8 and 64
+connections, one worker pinned to one CPU, as a one-vCPU Cloud Run instance) and end to end (2
+backends through the proxy at 100 and 400 rides/s; the predictor reaches the emulator directly,
+whose serial push connections would otherwise cap the stream). docs/benchmarks.md ("Under a
+region's latency") has the table. Writes bench/results/realistic-<time>.json.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -20,12 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack.measure import CpuMeter, pids_matching
-from devstack.processes import free_port
+from devstack.measure import pids_matching
 from devstack.proxy import ProxyProcess
 from devstack.stack import ROOT, Service, Stack, isolated_settings
 
-from . import e2e, emulator_limit, setup, wrk
+from . import direct, e2e, emulator_limit, setup, wrk
 
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench.realistic")
@@ -70,83 +67,62 @@ class Realistic:
         return env
 
     def backend(self, stack: Stack, proxy: str) -> Service:
-        s = stack.settings
-        env = dict(os.environ) | self.service_env() | {
-            "PUBSUB_EMULATOR_HOST": proxy, "PROJECT_ID": s.project, "RIDES_TOPIC": s.rides_topic,
-            "RESULTS_TOPIC": s.results_topic, "WEB_CONCURRENCY": "1",
-            "GUNICORN_THREADS": str(self.args.backend_threads), "RIDE_STORE": "memory",
-        }  # fmt: skip
-        port = free_port()
-        return Service("backend_service", port, env, s.workdir / f"backend-{port}.log")
+        """A backend on `stack`'s topics reaching Pub/Sub through the delay proxy."""
+        env = self.service_env() | setup.topics(stack.settings)
+        env |= {"PUBSUB_EMULATOR_HOST": proxy, "GUNICORN_THREADS": str(self.args.backend_threads)}
+        return setup.service("backend_service", stack.emulator, stack.settings.workdir, env)
 
     def push(self, stack: Stack, roots: dict[str, list[int]]) -> list[dict[str, Any]]:
         """wrk straight at the predictor, at each concurrency."""
         url = stack.predictor.url
         wrk.run(url, "/", self.envelopes, connections=64, duration_s=3)  # warm-up
-        rows = []
-        for connections in self.args.connections:
-            meter = CpuMeter(roots)
-            meter.start()
-            found = wrk.run(
-                url, "/", self.envelopes, connections=connections, duration_s=self.args.push_s
-            ).as_dict()
-            rows.append(found | {"connections": connections, "server_cpu_cores": meter.stop()})
-            log.info(
-                f"  push, {connections} concurrent: {found['throughput_rps']:.0f} req/s, p50 "
-                f"{found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, non-2xx "
-                f"{found['non_2xx']}, cpu {rows[-1]['server_cpu_cores']}"
-            )
-        return rows
+        return [
+            direct.measure(
+                url, "/", self.envelopes, runs=1, duration_s=self.args.push_s, cpu_roots=roots,
+                progress=log.info, connections=connections, warm_up=False,
+            )["median"] | {"connections": connections}
+            for connections in self.args.connections
+        ]  # fmt: skip
 
     def end_to_end(self, urls: list[str], roots: dict[str, list[int]]) -> list[dict[str, Any]]:
-        """Open-loop confirmations at each rate, every answer checked."""
-        e2e.run_rate(
-            urls, self.rides, self.expected, rate=50, duration_s=3, cpu_roots={},
-            progress=log.info,
-        )  # fmt: skip
+        """Open-loop confirmations at each rate after a warm-up, every answer checked."""
         rows = []
-        for rate in self.args.rates:
+        for rate, seconds in [(50, 3), *[(rate, self.args.e2e_s) for rate in self.args.rates]]:
             found = e2e.run_rate(
-                urls, self.rides, self.expected, rate=rate, duration_s=self.args.e2e_s,
+                urls, self.rides, self.expected, rate=rate, duration_s=seconds,
                 cpu_roots=roots, progress=log.info,
             )  # fmt: skip
             found.pop("series", None)
             rows.append(found | {"rate": rate})
-        return rows
+        return rows[1:]
 
     def measure(self, emulator: Any, proxy: str, proxy_pid: int) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        emulator_pids = pids_matching(f"--host-port={emulator.address}")
+        roots = {"proxy": [proxy_pid], "emulator": pids_matching(f"--host-port={emulator.address}")}
         if "push" in self.args.only:
             log.info(f"push, predictor through the proxy, {self.args.threads} threads")
-            stack = self.stack(emulator, predictor_proxy=proxy)
-            try:
+            with contextlib.ExitStack() as running:
+                stack = self.stack(emulator, predictor_proxy=proxy)
+                running.callback(stack.stop)
                 stack.start()
-                roots = {"predictor": [stack.predictor.process.pid or 0], "proxy": [proxy_pid]}
-                found["push"] = self.push(stack, roots | {"emulator": emulator_pids})
-            finally:
-                stack.stop()
+                roots["predictor"] = [stack.predictor.process.pid or 0]
+                found["push"] = self.push(stack, roots)
         if "e2e" in self.args.only:
             # The emulator pushes over two serial connections a subscription: a predictor whose
             # publish took a round trip would cap the stream at a few dozen rides a second, a
             # limit of the emulator's, not Pub/Sub's. Only the backends go through the proxy.
             log.info("2 backends through the proxy; predictor direct, 2 workers")
-            stack = self.stack(emulator, predictor_proxy=None)
-            backends: list[Service] = []
-            try:
+            with contextlib.ExitStack() as running:
+                stack = self.stack(emulator, predictor_proxy=None)
+                running.callback(stack.stop)
                 stack.start()
+                roots["predictor"] = [stack.predictor.process.pid or 0]
                 backends = [self.backend(stack, proxy) for _ in range(2)]
-                for backend in backends:
+                for i, backend in enumerate(backends):
+                    running.callback(backend.stop)
                     backend.start()
-                roots = {f"backend_{i}": [b.process.pid or 0] for i, b in enumerate(backends)}
-                roots |= {"predictor": [stack.predictor.process.pid or 0], "proxy": [proxy_pid]}
-                found["e2e"] = self.end_to_end(
-                    [b.url for b in backends], roots | {"emulator": emulator_pids}
-                )
-            finally:
-                for backend in backends:
-                    backend.stop()
-                stack.stop()
+                    roots[f"backend_{i}"] = [backend.process.pid or 0]
+                found["e2e"] = self.end_to_end([b.url for b in backends], roots)
         return found
 
 

@@ -9,10 +9,6 @@ from .figures import Figure
 PLOTTED_PERCENTILES = ("50", "90", "99", "99.9")
 
 
-def mark(met: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "-"}[met]
-
-
 def cell(text: str) -> str:
     """Make `text` safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
@@ -20,23 +16,31 @@ def cell(text: str) -> str:
 
 def table(figures: list[Figure]) -> str:
     """Return the markdown results table."""
-    lines = [
-        "| Measurement | Result | Target | Met | Conditions |",
-        "|---|---|---|---|---|",
-    ]
+    lines = ["| Measurement | Result | Target | Met | Conditions |", "|---|---|---|---|---|"]
     for f in figures:
+        met = {True: "yes", False: "**no**", None: "-"}[f.met]
         lines.append(
-            f"| {cell(f.title)} | {cell(f.result)} | {cell(f.target or '-')} | {mark(f.met)} "
+            f"| {cell(f.title)} | {cell(f.result)} | {cell(f.target or '-')} | {met} "
             f"| {cell(f.conditions)} |"
         )
     return "\n".join(lines)
 
 
-def machine_line(machine: dict[str, Any]) -> str:
-    return (
-        f"{machine['nproc']} cores ({machine['cpu_model']}), {machine['memory_gb']} GB memory, "
-        f"Linux {machine['kernel']}"
-    )
+def tracing_table(rows: list[dict[str, Any]]) -> str:
+    """Return the markdown table of the tracing settings, side by side, in run order."""
+    lines = [
+        "| Tracing | Predictor CPU per push | Push p50 / p99 | Backend CPU per ride "
+        "| Ride p50 / p99 | Right |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['tracing']} | {r['predictor_cpu_ms_per_push']:.2f} ms "
+            f"({r['push_rps']:,.0f} pushes/s) | {r['push_p50_ms']:.2f} / {r['push_p99_ms']:.2f} ms "
+            f"| {r['backend_cpu_ms_per_ride']:.2f} ms | {r['ride_p50_ms']:.1f} / "
+            f"{r['ride_p99_ms']:.1f} ms | {r['rides_right']} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(run: dict[str, Any], figures: list[Figure]) -> str:
@@ -45,7 +49,8 @@ def markdown(run: dict[str, Any], figures: list[Figure]) -> str:
     parts = [
         f"# Benchmark results, {run['started']}",
         "",
-        f"- Machine: {machine_line(machine)}",
+        f"- Machine: {machine['nproc']} cores ({machine['cpu_model']}), {machine['memory_gb']} "
+        f"GB memory, Linux {machine['kernel']}",
         f"- Load average (1/5/15 min) before: {run['load_before']}, after: {run['load_after']}",
         f"- Mode: {run['mode']}; took {run['elapsed_s']:.0f} s",
         "",
@@ -56,41 +61,37 @@ def markdown(run: dict[str, Any], figures: list[Figure]) -> str:
         "",
     ]
     for f in figures:
-        runs = f.data.get("runs")
-        if runs:
-            parts.append(f"## {f.title}: every run")
-            parts.append("")
-            for row in runs:
-                parts.append(
-                    f"- {row['throughput_rps']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 "
-                    f"{row['p99_ms']:.2f} ms, p99.9 {row['p99.9_ms']:.2f} ms, max "
-                    f"{row['max_ms']:.1f} ms; wrk {row['client_cpu_cores']:.2f} cores; "
-                    f"servers {row['server_cpu_cores']}"
-                )
-            parts.append("")
+        if runs := f.data.get("runs"):
+            parts += [f"## {f.title}: every run", ""]
+            parts += [
+                f"- {row['throughput_rps']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 "
+                f"{row['p99_ms']:.2f} ms, p99.9 {row['p99.9_ms']:.2f} ms, max "
+                f"{row['max_ms']:.1f} ms; wrk {row['client_cpu_cores']:.2f} cores; "
+                f"servers {row['server_cpu_cores']}"
+                for row in runs
+            ] + [""]
         if "windows" in f.data:
-            parts.append(f"## {f.title}: latency by 10 s window")
-            parts.append("")
-            for w in f.data["windows"]:
-                parts.append(
-                    f"- {w['start_s']:.0f} s: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms"
-                )
-            parts.append(
+            parts += [f"## {f.title}: latency by 10 s window", ""]
+            parts += [
+                f"- {w['start_s']:.0f} s: p50 {w['p50_ms']:.1f} ms, p99 {w['p99_ms']:.1f} ms"
+                for w in f.data["windows"]
+            ]
+            parts += [
                 f"- load generator {f.data['client_cpu_cores']:.2f} cores, latest send "
                 f"{f.data['max_send_lag_ms']:.1f} ms behind schedule, "
-                f"{f.data['connections_opened']} connections; servers {f.data['server_cpu_cores']}"
-            )
-            parts.append("")
+                f"{f.data['connections_opened']} connections; servers {f.data['server_cpu_cores']}",
+                "",
+            ]
+        if "tracing" in f.data:
+            parts += [f"## {f.title}", "", tracing_table(f.data["tracing"]), ""]
         if "rates" in f.data:
-            parts.append(f"## {f.title}: every rate")
-            parts.append("")
-            for row in [f.data["idle"], *f.data["rates"]]:
-                lat = row["latency_ms"]
-                parts.append(
-                    f"- {row['rate']:g}/s: {row['delivered']}/{row['sent']} delivered, p50 "
-                    f"{lat.get('p50', 0):.1f} ms, p99 {lat.get('p99', 0):.1f} ms"
-                )
-            parts.append("")
+            parts += [f"## {f.title}: every rate", ""]
+            parts += [
+                f"- {row['rate']:g}/s: {row['delivered']}/{row['sent']} delivered, p50 "
+                f"{row['latency_ms'].get('p50', 0):.1f} ms, p99 "
+                f"{row['latency_ms'].get('p99', 0):.1f} ms"
+                for row in [f.data["idle"], *f.data["rates"]]
+            ] + [""]
     return "\n".join(parts)
 
 
@@ -115,7 +116,8 @@ def plot(figures: list[Figure], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     positions = range(len(PLOTTED_PERCENTILES))
-    for title, values in _curves(figures).items():
+    curves = _curves(figures)
+    for title, values in curves.items():
         left.plot(positions, values, marker="o", label=title)
     left.set_xticks(positions, PLOTTED_PERCENTILES)
     left.set_yscale("log")
@@ -123,7 +125,8 @@ def plot(figures: list[Figure], path: Path) -> None:
     left.set_ylabel("latency, ms (log scale)")
     left.set_title("Latency percentiles")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    if curves:
+        left.legend(fontsize=7)
     sustained = next((f for f in figures if f.key == "e2e_400" and f.data.get("series")), None)
     if sustained is not None:
         times, values = zip(*sustained.data["series"], strict=True)

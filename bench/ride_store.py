@@ -1,24 +1,10 @@
 """Ride state in memory against Firestore, and what fanning results out to every backend costs.
 
 `make bench-ride-store` (`python -m bench.ride_store`) starts its own Pub/Sub and Firestore
-emulators on loopback and measures, on stacks of their own (the bench's model, the predictor with
-2 workers, every backend one gunicorn worker):
-
-1. *Confirmation latency, memory against Firestore*: 2 backends, open loop (devstack.load) at
-   100 rides/s for 20 s over both, after a 5 s warm-up at the same rate that is not counted;
-   the stores alternate (memory, firestore, memory, firestore). Every answer is checked: 200
-   with the ride's own duration, anything else counted. POST /rides p50 and p99, the share
-   answered 200, and the CPU each process tree used per ride.
-   With `--firestore-delay-ms D`, the backends reach Firestore through the lab's TCP proxy
-   (devstack.proxy), every byte held D ms each way, as a region's round trip (the bench's own
-   counts go direct).
-2. *Fan-out*: 8 backends with the Firestore store, 200 rides/s for 20 s over all 8 after a
-   warm-up. The subscriptions on the results topic are listed (each one is a billed delivery of
-   every result in Pub/Sub, filtered out or not); two probe subscriptions, one whose filter
-   matches nothing and one with the filter of one backend, are pulled after the run to see
-   whether the emulator applies filters, and their messages give the size of a result message.
-
-Writes bench/results/ride-store-<time>.json; docs/benchmarks.md has the tables and the cost model.
+emulators and measures, on stacks of their own: POST /rides latency and CPU per ride with 2
+backends, the stores alternating (memory, firestore, ...); then 8 backends on Firestore and the
+deliveries, sizes and cost of every result fanned out to them. docs/benchmarks.md ("Ride state")
+says how, and has the tables. Writes bench/results/ride-store-<time>.json.
 """
 
 import argparse
@@ -30,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from deadletters import fetch
@@ -37,8 +24,8 @@ from devstack.emulator import Emulator
 from devstack.emulator import unavailable_reason as pubsub_unavailable
 from devstack.firestore import FirestoreEmulator
 from devstack.firestore import unavailable_reason as firestore_unavailable
-from devstack.measure import cpu_seconds, load, machine, pids_matching
-from devstack.processes import free_port, process_tree
+from devstack.measure import load, machine, pids_matching
+from devstack.processes import free_port
 from devstack.proxy import ProxyProcess
 from devstack.pubsub import emulator_clients, subscriptions_of
 from devstack.stack import ROOT, Stack, start_isolated
@@ -57,33 +44,10 @@ SETTLE_S = 30.0  # longest wait for the recorder to write the last results of a 
 NO_ONE = "no-such-process"  # a reply_to no backend has: a filter on it matches nothing
 
 
-def ride_store_stack(
-    model: setup.BenchModel,
-    workdir: Path,
-    emulator: Emulator,
-    firestore: FirestoreEmulator | None,
-    backends: int,
-    predictor_workers: int,
-) -> Stack:
-    """A stack on topics of its own: rides in Firestore if one is given, else in each process."""
-    return start_isolated(
-        emulator, workdir, firestore=firestore, backends=backends, backend_workers=1,
-        ride_store="firestore" if firestore else "memory", predictor_workers=predictor_workers,
-        tracking_uri=setup.TRACKING_URI, model_uri=str(model.folder),
-    )  # fmt: skip
-
-
-def cpu_by_role(roots: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds used so far by each role's process trees, a process counted once."""
-    return {
-        role: cpu_seconds(sorted({p for root in pids for p in process_tree(root)}))
-        for role, pids in roots.items()
-    }
-
-
 def stack_roots(
     stack: Stack, emulator: Emulator, firestore: FirestoreEmulator | None
 ) -> dict[str, list[int]]:
+    """The process trees whose CPU each run measures, by role."""
     roots = {
         "backends": [b.process.pid or 0 for b in stack.backends],
         "predictor": [stack.predictor.process.pid or 0],
@@ -199,14 +163,7 @@ def filter_check(probes: FilterProbes, backends: int, sent: int) -> dict[str, An
         "one_backend_share_sent": sent // backends,
         "one_backend_by_owner": dict(sorted(owners.items())),
         "emulator_applies_filters": applied,
-        "message_bytes": {
-            key: {
-                "mean": round(sum(s[key] for s in sizes) / len(sizes), 1),
-                "min": min(s[key] for s in sizes),
-                "max": max(s[key] for s in sizes),
-            }
-            for key in ("data", "attributes", "billed")
-        }
+        "message_bytes": {key: spread([s[key] for s in sizes]) for key in sizes[0]}
         if sizes
         else {},
         "example": {"data": one[0].data.decode(), "attributes": dict(one[0].attributes)}
@@ -215,11 +172,8 @@ def filter_check(probes: FilterProbes, backends: int, sent: int) -> dict[str, An
     }
 
 
-class Reached:
-    """Where the backends reach Firestore, when not the emulator itself (a delay proxy)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
+def spread(values: list[int]) -> dict[str, float]:
+    return {"mean": round(sum(values) / len(values), 1), "min": min(values), "max": max(values)}
 
 
 class RideStoreBench:
@@ -231,12 +185,11 @@ class RideStoreBench:
         # More rides than one run sends: every body is a different ride, not only a new ride_id.
         self.rides = setup.sample_rides(args.rides)
         self.expected = setup.expected_durations(self.model.folder, self.rides)
-        self.emulator: Emulator | None = None
-        self.firestore: FirestoreEmulator | None = None
+        self.emulator = Emulator(free_port(), setup.PROJECT, workdir)
+        self.firestore = FirestoreEmulator(free_port(), workdir)
 
     def start(self) -> None:
-        self.emulator = setup.start_emulator(self.workdir)
-        self.firestore = FirestoreEmulator(free_port(), self.workdir)
+        self.emulator.start()
         self.firestore.start()
         # Our own clients (the ride counts) reach it; a stack sets it for its processes itself.
         os.environ["FIRESTORE_EMULATOR_HOST"] = self.firestore.address
@@ -248,13 +201,14 @@ class RideStoreBench:
             )
 
     def stop(self) -> None:
-        for emulator in (self.emulator, self.firestore):
-            if emulator is not None:
-                emulator.stop()
+        self.emulator.stop()
+        self.firestore.stop()
 
-    def load(self, urls: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    def load(
+        self, urls: list[str], rate: float, seconds: float, **roots: list[int]
+    ) -> dict[str, Any]:
         found = e2e.run_rate(
-            urls, self.rides, self.expected, rate=rate, duration_s=seconds, cpu_roots={},
+            urls, self.rides, self.expected, rate=rate, duration_s=seconds, cpu_roots=roots,
             progress=log.info,
         )  # fmt: skip
         found.pop("series", None)
@@ -262,38 +216,27 @@ class RideStoreBench:
 
     def run(self, store: str, backends: int, rate: float, fanout: bool = False) -> dict[str, Any]:
         """One stack, one warm-up, one measured run; the stack stopped whatever happens."""
-        assert self.emulator is not None
         firestore = self.firestore if store == "firestore" else None
         row: dict[str, Any] = {"store": store, "backends": backends, "rate": rate}
         row["load_before_start"] = load()
-        with contextlib.ExitStack() as proxy:
-            reached = firestore
+        with contextlib.ExitStack() as cleanup:
+            reached = firestore  # where the backends reach Firestore: the emulator or a proxy
             if firestore is not None and self.args.firestore_delay_ms > 0:
-                row["firestore_delay_ms_each_way"] = self.args.firestore_delay_ms
-                delay_s = self.args.firestore_delay_ms / 1000
-                tcp = proxy.enter_context(ProxyProcess(firestore.address, "tcp", delay_s=delay_s))
+                row["firestore_delay_ms_each_way"] = delay_ms = self.args.firestore_delay_ms
+                tcp = ProxyProcess(firestore.address, "tcp", delay_s=delay_ms / 1000)
+                cleanup.enter_context(tcp)
                 row["delay_proxy_pid"] = tcp.pid
-                reached = cast(FirestoreEmulator, Reached(tcp.address))  # the stack reads .address
-            return self._run(row, store, backends, rate, firestore, reached, fanout)
-
-    def _run(
-        self,
-        row: dict[str, Any],
-        store: str,
-        backends: int,
-        rate: float,
-        firestore: FirestoreEmulator | None,
-        reached: FirestoreEmulator | None,
-        fanout: bool,
-    ) -> dict[str, Any]:
-        assert self.emulator is not None
-        log.info(f"{store}: starting {backends} backends and the predictor")
-        workers = self.args.predictor_workers
-        stack = ride_store_stack(
-            self.model, self.workdir, self.emulator, reached, backends, workers
-        )
-        documents = RideDocuments(stack) if firestore else None
-        try:
+                reached = cast(FirestoreEmulator, SimpleNamespace(address=tcp.address))
+            log.info(f"{store}: starting {backends} backends and the predictor")
+            stack = start_isolated(
+                self.emulator, self.workdir, firestore=reached, backends=backends,
+                ride_store=store, predictor_workers=self.args.predictor_workers,
+                tracking_uri=setup.TRACKING_URI, model_uri=str(self.model.folder),
+            )  # fmt: skip
+            cleanup.callback(stack.stop)
+            documents = RideDocuments(stack) if firestore else None
+            if documents is not None:
+                cleanup.callback(documents.close)
             urls = [b.url for b in stack.backends]
             log.info(f"{store}: warm-up, {rate:g} rides/s for {self.args.warmup_s:g} s")
             warm = self.load(urls, rate, self.args.warmup_s)
@@ -301,35 +244,31 @@ class RideStoreBench:
             row["warmup"]["p50_ms"] = warm["latency_ms"].get("p50")
             if documents is not None:  # the warm-up's results all published and recorded
                 row["documents_before"] = documents.settle()
-            probes = None
             if fanout:
                 s = stack.settings
                 row["subscriptions"] = subscriptions_of(stack.address, s.project, s.results_topic)
                 probes = FilterProbes(stack, row["subscriptions"])
-            roots = stack_roots(stack, self.emulator, firestore)
             row["load_before"] = load()
-            cpu_before, started = cpu_by_role(roots), time.monotonic()
-            found = self.load(urls, rate, self.args.seconds)
+            started = time.monotonic()
+            found = self.load(
+                urls, rate, self.args.seconds, **stack_roots(stack, self.emulator, firestore)
+            )
             elapsed = time.monotonic() - started
-            cpu = {r: s - cpu_before[r] for r, s in cpu_by_role(roots).items()}
             row["load_after"] = load()
-            row |= summarize(found, cpu, elapsed)
+            row |= summarize(found, elapsed)
             if documents is not None:
                 after = documents.settle()
                 row["documents_after"] = after
                 row["results_recorded"] = after["done"] - row["documents_before"]["done"]
-            if probes is not None:
+            if fanout:
                 row["filters"] = filter_check(probes, backends, found["sent"])
-        finally:
-            if documents is not None:
-                documents.close()
-            stack.stop()
         log.info(describe(row))
         return row
 
 
-def summarize(found: dict[str, Any], cpu: dict[str, float], elapsed: float) -> dict[str, Any]:
+def summarize(found: dict[str, Any], elapsed: float) -> dict[str, Any]:
     """The figures of one measured run: latency, answers, pace, CPU per ride by role."""
+    cpu = {role: cores * elapsed for role, cores in found["server_cpu_cores"].items()}
     lat = found["latency_ms"]
     answered_200 = found["right"] + found["crossed"]
     sent = found["sent"]
@@ -350,7 +289,7 @@ def summarize(found: dict[str, Any], cpu: dict[str, float], elapsed: float) -> d
         "windows": found["windows"],
         "elapsed_s": round(elapsed, 2),
         "cpu_s": {role: round(s, 3) for role, s in cpu.items()},
-        "cpu_cores": {role: round(s / elapsed, 3) for role, s in cpu.items()},
+        "cpu_cores": found["server_cpu_cores"],
         "cpu_ms_per_ride": {role: round(s * per_ride_ms, 3) for role, s in cpu.items()},
         "client_cpu_cores": found["client_cpu_cores"],
     }  # fmt: skip

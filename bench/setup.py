@@ -13,7 +13,7 @@ from devstack import registry
 from devstack.emulator import Emulator
 from devstack.processes import free_port
 from devstack.pubsub import push_envelope
-from devstack.stack import ROOT, Service
+from devstack.stack import ROOT, Service, Settings
 
 WORKDIR = ROOT / ".local" / "bench"
 TRACKING_URI = f"sqlite:///{WORKDIR / 'mlflow.db'}"
@@ -83,11 +83,14 @@ def start_emulator(workdir: Path) -> Emulator:
     return emulator
 
 
-def lone_service(
-    package: str, emulator: Emulator, workdir: Path, env: dict[str, str], python: Path | None
+def service(
+    package: str, emulator: Emulator, workdir: Path, env: dict[str, str], python: Path | None = None
 ) -> Service:
-    """A service process on a free port, configured as one Cloud Run instance runs it."""
-    env = dict(os.environ) | {"PUBSUB_EMULATOR_HOST": emulator.address, "PROJECT_ID": PROJECT} | env
+    """A service on a free port, one gunicorn worker, rides in memory, the bench's registry."""
+    env = dict(os.environ) | {
+        "PUBSUB_EMULATOR_HOST": emulator.address, "PROJECT_ID": PROJECT, "WEB_CONCURRENCY": "1",
+        "RIDE_STORE": "memory", "MLFLOW_TRACKING_URI": TRACKING_URI,
+    } | env  # fmt: skip
     port = free_port()
     service = Service(package, port, env, workdir / f"{package.split('_')[0]}-{port}.log")
     if python is not None:
@@ -95,22 +98,11 @@ def lone_service(
     return service
 
 
-def predictor_service(
-    model_uri: str, emulator: Emulator, workdir: Path, workers: int = 1, python: Path | None = None
-) -> Service:
-    """A predictor with `workers` gunicorn workers, loading `model_uri`."""
-    env = {"MODEL_URI": model_uri, "MLFLOW_TRACKING_URI": TRACKING_URI}
-    return lone_service(
-        "predictor_service", emulator, workdir, env | {"WEB_CONCURRENCY": str(workers)}, python
-    )
-
-
-def backend_service(
-    emulator: Emulator, workdir: Path, results_topic: str, python: Path | None = None
-) -> Service:
-    """A backend with one worker and its rides in memory (one process: its own rides)."""
-    env = {"RESULTS_TOPIC": results_topic, "WEB_CONCURRENCY": "1", "RIDE_STORE": "memory"}
-    return lone_service("backend_service", emulator, workdir, env, python)
+def topics(settings: Settings) -> dict[str, str]:
+    """The environment that puts a lone service on a stack's topics."""
+    s = settings
+    return {"RIDES_TOPIC": s.rides_topic, "RESULTS_TOPIC": s.results_topic,
+            "DEAD_LETTER_TOPIC": s.dead_letter_topic}  # fmt: skip
 
 
 def sample_rides(count: int, seed: int = 7) -> list[dict[str, Any]]:

@@ -84,15 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="off and on, interleaved")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
+        spans = SpanFile(Path(folder) / "spans.jsonl")
         tracings = {
             "off": (Tracing("backend"), Tracing("predictor")),
             f"on, {args.ratio:g} sampled": tuple(
-                Tracing(
-                    service,
-                    args.ratio,
-                    SpanFile(Path(folder) / "spans.jsonl"),
-                    LOCAL_EXPORT_DELAY_MS,
-                )
+                Tracing(service, args.ratio, spans, LOCAL_EXPORT_DELAY_MS)
                 for service in ("backend", "predictor")
             ),
         }
@@ -104,15 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                     attributes = backend_ride(backend, f"r{i}")
                     backend_wake(backend, attributes)  # the result carries the same context
 
-                def predictor_side(i: int, predictor: Tracing = predictor) -> None:
-                    predictor_push(predictor, {})
-
                 b = cpu_us_per_ride(backend_side, args.rides)
-                p = cpu_us_per_ride(predictor_side, args.rides)
+                p = cpu_us_per_ride(lambda _, p=predictor: predictor_push(p, {}), args.rides)
                 say(f"round {round_}, tracing {name:<16} backend {b:6.1f}  predictor {p:6.1f}")
-        for backend, predictor in tracings.values():
-            backend.shutdown()
-            predictor.shutdown()
+        for tracing in [t for pair in tracings.values() for t in pair]:
+            tracing.shutdown()
     return 0
 
 

@@ -11,12 +11,12 @@ import requests
 
 from backend_service.config import Config as BackendConfig
 from devstack.lab import Lab, restart
-from devstack.load import HTTP_TIMEOUT_S, MATCH_TOLERANCE, Attempt, Outcome, Ride
+from devstack.load import HTTP_TIMEOUT_S, Attempt, Outcome, Ride, Rider
 from devstack.processes import process_tree
 from devstack.proxy import TcpProxy
 from devstack.stack import Service
 
-from .process_faults import tap
+from .observe import tap
 from .report import ScenarioResult
 
 log = logging.getLogger("faults")
@@ -37,13 +37,11 @@ def frozen(
     With `cut`, the backend talks to Pub/Sub through a proxy that loses its connections during
     the freeze: the client side black-holed (or reset), the server side of each stream ended.
     """
-    how = (
-        ("connections reset meanwhile" if reset else "connections lost meanwhile")
-        if cut
-        else "bare emulator"
-    )
+    mode = ("reset" if reset else "cut") if cut else "bare"
+    how = {"reset": "connections reset", "cut": "connections lost", "bare": "bare emulator"}[mode]
+    how += " meanwhile" if cut else ""
     result = ScenarioResult(f"backend worker frozen {freeze_s:g} s between requests, {how}")
-    stack = lab.stack(f"frozen-{freeze_s:g}-{'reset' if reset else 'cut' if cut else 'bare'}")
+    stack = lab.stack(f"frozen-{freeze_s:g}-{mode}")
     backend = stack.backends[0]
     before, after = lab.rides("fz-before", 2), lab.rides("fz-after", rides)
     with TcpProxy(stack.address, follow_streams=True) as proxy, tap(stack) as results:
@@ -85,13 +83,9 @@ def frozen(
     result.checks["ready after the resume"] = ready == 200
     result.figures = {"first_after_resume_s": first_s, "freeze_s": freeze_s}
     log_text = backend.process.log_path.read_text(errors="replace")
+    cut_note = f"; {lost[0]} connections and {lost[1]} streams lost at {CUT_AFTER_S:g} s"
     result.notes += [
-        f"worker {worker} frozen {freeze_s:g} s"
-        + (
-            f"; {lost[0]} connections and {lost[1]} streams lost at {CUT_AFTER_S:g} s"
-            if cut
-            else ""
-        ),
+        f"worker {worker} frozen {freeze_s:g} s{cut_note if cut else ''}",
         f"first confirmation after the resume: {first_status} in {first_s:.2f} s",
         f"after the resume: {statuses.count(200)}/{len(statuses)} answered 200",
         f"freezes the listener noticed: {log_text.count('silent across a freeze')}",
@@ -125,12 +119,9 @@ def confirm(url: str, ride: Ride) -> Outcome:
             Attempt(url, out.started, time.monotonic() - out.started, type(err).__name__)
         )
         return out
-    now = time.monotonic()
-    out.attempts.append(Attempt(url, out.started, now - out.started, response.status_code))
-    body = response.json()
-    if response.status_code == 200 and body.get("duration_final") is not None:
-        out.answered_at, out.answered_by, out.final = now, url, float(body["duration_final"])
-        out.crossed = (
-            body.get("ride_id") != ride.ride_id or abs(out.final - ride.expected) > MATCH_TOLERANCE
-        )
+    out.attempts.append(
+        Attempt(url, out.started, time.monotonic() - out.started, response.status_code)
+    )
+    if response.status_code == 200 and response.json().get("duration_final") is not None:
+        Rider.settle(out, url, response.json())
     return out

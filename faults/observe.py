@@ -1,14 +1,21 @@
-"""Watch a drill from outside: every result on the stream, and each process's resources."""
+"""Watch a drill from outside: every result on the stream, a backend's subscriptions, readiness."""
 
 import json
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
+import requests
 from google.api_core import exceptions as gexc
 
-from devstack.pubsub import emulator_clients
+from devstack.load import Attempt, Outcome
+from devstack.pubsub import emulator_clients, subscriptions_of
+from devstack.stack import Service, Stack
+
+PROBE_S = 0.2
 
 
 class ResultTap:
@@ -93,3 +100,42 @@ def expiration_ttl_s(address: str, subscription: str) -> float | None:
             return None
     ttl = sub.expiration_policy.ttl
     return ttl.total_seconds() if ttl else None
+
+
+def tap(stack: Stack) -> ResultTap:
+    s = stack.settings
+    return ResultTap(stack.address, s.project, s.results_topic)
+
+
+def urls(stack: Stack) -> list[str]:
+    return [backend.url for backend in stack.backends]
+
+
+def features(body: dict[str, Any]) -> dict[str, Any]:
+    """A ride's body without its ride_id, as /estimate takes it."""
+    return {k: v for k, v in body.items() if k != "ride_id"}
+
+
+def reply_to(backend: Service) -> str:
+    return str(requests.get(f"{backend.url}/readyz", timeout=10).json()["reply_to"])
+
+
+def own_subscriptions(stack: Stack, backend: Service) -> list[str]:
+    """The results subscriptions of `backend`'s worker, found by its reply_to."""
+    mine, s = reply_to(backend), stack.settings
+    return [n for n in subscriptions_of(stack.address, s.project, s.results_topic) if mine in n]
+
+
+def open_at(outcome: Outcome, url: str, at: float) -> list[Attempt]:
+    """The ride's confirmations that were open on `url` at `at`."""
+    return [a for a in outcome.attempts if a.url == url and a.sent < at < a.sent + a.seconds]
+
+
+def time_until(check: Callable[[], Any], budget_s: float) -> float | None:
+    """Poll `check` until true; return the seconds it took, or None after `budget_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < budget_s:
+        if check():
+            return time.monotonic() - started
+        time.sleep(PROBE_S)
+    return None

@@ -12,6 +12,14 @@ HUGE_BYTES = 9_500_000
 RIDE = {"PULocationID": 74, "DOLocationID": 168, "trip_distance": 2.5}
 WHEN = "2021-02-03T08:30:00"
 
+WRONG_TYPES = {"PULocationID": "74", "DOLocationID": None, "trip_distance": "far", "datetime": 5}
+OUT_OF_RANGE = RIDE | {"PULocationID": 999, "trip_distance": -1, "datetime": WHEN}
+
+
+def _json(ride_id: object, features: dict[str, object] | None = None) -> bytes:
+    return json.dumps({"ride_id": ride_id} | ({"features": features} if features else {})).encode()
+
+
 # (what it is, data, the reason the predictor must dead-letter it with)
 CASES: list[tuple[str, bytes, str]] = [
     ("empty", b"", "data-not-json"),
@@ -21,43 +29,16 @@ CASES: list[tuple[str, bytes, str]] = [
     ("nested past the decoder's depth", b"[" * 100_000, "data-not-json"),
     ("huge", b"x" * HUGE_BYTES, "data-not-json"),
     ("a JSON array", b"[1, 2, 3]", "invalid-ride"),
-    ("no features", json.dumps({"ride_id": "p-nofeatures"}).encode(), "invalid-ride"),
-    (
-        "wrong types",
-        json.dumps(
-            {
-                "ride_id": 7,
-                "features": {
-                    "PULocationID": "74",
-                    "DOLocationID": None,
-                    "trip_distance": "far",
-                    "datetime": 5,
-                },
-            }
-        ).encode(),
-        "invalid-ride",
-    ),
-    (
-        "out of range",
-        json.dumps(
-            {
-                "ride_id": "p-range",
-                "features": RIDE | {"PULocationID": 999, "trip_distance": -1, "datetime": WHEN},
-            }
-        ).encode(),
-        "invalid-ride",
-    ),
+    ("no features", _json("p-nofeatures"), "invalid-ride"),
+    ("wrong types", _json(7, WRONG_TYPES), "invalid-ride"),
+    ("out of range", _json("p-range", OUT_OF_RANGE), "invalid-ride"),
     (
         "NaN distance",
         b'{"ride_id": "p-nan", "features": {"PULocationID": 1, "DOLocationID": 2, '
         b'"trip_distance": NaN, "datetime": "2021-02-03T08:30:00"}}',
         "invalid-ride",
     ),
-    (
-        "ride_id too long",
-        json.dumps({"ride_id": "r" * 129, "features": RIDE | {"datetime": WHEN}}).encode(),
-        "invalid-ride",
-    ),
+    ("ride_id too long", _json("r" * 129, RIDE | {"datetime": WHEN}), "invalid-ride"),
 ]
 EXPECTED_REASONS = [reason for _, _, reason in CASES]
 

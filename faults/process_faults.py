@@ -2,30 +2,18 @@
 
 import time
 
-import requests
-
 from backend_service.config import Config as BackendConfig
 from devstack.lab import Lab, kill, restart, resume, stall, terminate
 from devstack.load import Outcome, Rider, run_load
 from devstack.pubsub import subscriptions_of
-from devstack.stack import Stack
 
-from .observe import ResultTap, expiration_ttl_s
+from .observe import expiration_ttl_s, open_at, own_subscriptions, tap, urls
 from .report import ScenarioResult
 from .slow_predictor import slow_stack
 
 # Cloud Run sends SIGKILL this long after SIGTERM.
 # https://cloud.google.com/run/docs/container-contract#instance-shutdown
 CLOUD_RUN_KILL_S = 10.0
-
-
-def tap(stack: Stack) -> ResultTap:
-    s = stack.settings
-    return ResultTap(stack.address, s.project, s.results_topic)
-
-
-def urls(stack: Stack) -> list[str]:
-    return [backend.url for backend in stack.backends]
 
 
 def predictor_killed(lab: Lab) -> ScenarioResult:
@@ -62,12 +50,7 @@ def _backend_stopped(lab: Lab, graceful: bool) -> ScenarioResult:
     stack = lab.stack("backend-" + ("term" if graceful else "kill"), backends=2)
     victim, survivor = stack.backends
     s = stack.settings
-    reply_to = requests.get(f"{victim.url}/readyz", timeout=10).json()["reply_to"]
-    victim_sub = next(
-        name
-        for name in subscriptions_of(stack.address, s.project, s.results_topic)
-        if reply_to in name
-    )
+    victim_sub = own_subscriptions(stack, victim)[0]
     with tap(stack) as results:
         load = run_load(Rider(urls(stack)), lab.rides("bk", 40), rate_per_s=10, deadline_s=60)
         # Freeze the predictor so that rides pile up waiting in both backends.
@@ -107,18 +90,12 @@ def _check_victim(
     result: ScenarioResult, outcomes: list[Outcome], url: str, stopped_at: float, graceful: bool
 ) -> None:
     """Count the victim's requests open at the signal, and how they ended."""
-    open_then = [
-        a
-        for o in outcomes
-        for a in o.attempts
-        if a.url == url and a.sent < stopped_at < a.sent + a.seconds
-    ]
+    open_then = [a for o in outcomes for a in open_at(o, url, stopped_at)]
     answered = [a for a in open_then if a.status in (200, 202)]
     result.notes.append(f"{len(answered)}/{len(open_then)} requests open at the signal answered")
     if graceful:
-        result.checks["every open request answered (200 or 202, none reset)"] = len(
-            answered
-        ) == len(open_then)
+        all_answered = len(answered) == len(open_then)
+        result.checks["every open request answered (200 or 202, none reset)"] = all_answered
         late = max((a.sent + a.seconds - stopped_at for a in answered), default=0.0)
         # Each waits at most the backend's RESULT_TIMEOUT_S, inside gunicorn's grace period.
         result.checks["open requests answered within RESULT_TIMEOUT_S"] = (

@@ -9,23 +9,22 @@ import re
 import statistics
 import time
 
-import requests
 from grpc import StatusCode as Code
 
 from devstack.lab import Lab
 from devstack.load import EstimateProbe, Outcome, Rider, run_load
+from devstack.processes import http_status
 from devstack.proxy import ProxyProcess
 from devstack.pubsub import subscriptions_of
-from devstack.stack import Service, Stack
+from devstack.stack import Service
 
-from .process_faults import tap, urls
+from .observe import features, own_subscriptions, tap, time_until, urls
 from .report import ScenarioResult
 
 # For the backend to turn unready, or to replace its subscription: its back-off is 5 s at most.
 READY_WAIT_S = 20.0
 # For it to be ready again once the permission is back: it retries a refused stream every 30 s.
 RECOVER_WAIT_S = 45.0
-PROBE_S = 0.2
 
 
 def publish_failing(
@@ -125,10 +124,11 @@ def results_permission_denied(
         denied_at = time.monotonic()
         deadline_s = denied_s + RECOVER_WAIT_S + 30
         load = run_load(Rider([backend.url]), rides, rate_per_s, deadline_s=deadline_s)
-        unready_s = time_until(lambda: ready(backend) is False, READY_WAIT_S)
+        readyz = f"{backend.url}/readyz"
+        unready_s = time_until(lambda: http_status(readyz, 5) not in (None, 200), READY_WAIT_S)
         time.sleep(max(0.0, denied_at + denied_s - time.monotonic()))
         proxy.allow()
-        ready_s = time_until(lambda: ready(backend) is True, RECOVER_WAIT_S)
+        ready_s = time_until(lambda: http_status(readyz, 5) == 200, RECOVER_WAIT_S)
         outcomes = load.wait()
         samples = estimates.stop()
     result.count(outcomes, results.duplicates)
@@ -183,35 +183,6 @@ def results_not_found(
         counts_note(proxy, "StreamingPull"),
     ]
     return result
-
-
-def features(body: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in body.items() if k != "ride_id"}
-
-
-def ready(service: Service) -> bool | None:
-    """Whether /readyz answers 200 (True) or something else (False); None if it does not answer."""
-    try:
-        return requests.get(f"{service.url}/readyz", timeout=5).status_code == 200
-    except requests.RequestException:
-        return None
-
-
-def time_until(check, budget_s: float) -> float | None:  # type: ignore[no-untyped-def]
-    """Poll `check` until true; return the seconds it took, or None after `budget_s`."""
-    started = time.monotonic()
-    while time.monotonic() - started < budget_s:
-        if check():
-            return time.monotonic() - started
-        time.sleep(PROBE_S)
-    return None
-
-
-def own_subscriptions(stack: Stack, backend: Service) -> list[str]:
-    """The results subscriptions of `backend`'s worker, found by its reply_to."""
-    reply_to = requests.get(f"{backend.url}/readyz", timeout=10).json()["reply_to"]
-    s = stack.settings
-    return [n for n in subscriptions_of(stack.address, s.project, s.results_topic) if reply_to in n]
 
 
 def stack_log(service: Service) -> str:

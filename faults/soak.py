@@ -14,7 +14,7 @@ from devstack.processes import process_tree
 from devstack.pubsub import subscriptions_of
 from devstack.stack import Stack
 
-from .process_faults import tap, urls
+from .observe import features, tap, urls
 from .report import ScenarioResult
 
 log = logging.getLogger("faults")
@@ -53,8 +53,7 @@ def soak(lab: Lab, seconds: float, rate_per_s: float) -> ScenarioResult:
     with tap(stack) as results:
         rides = lab.rides("soak", int(seconds * rate_per_s))
         load = run_load(Rider(urls(stack)), rides, rate_per_s, deadline_s=seconds + 60)
-        body = {k: v for k, v in rides[0].body.items() if k != "ride_id"}
-        estimates = EstimateProbe(stack.backends[0].url, body, rate_per_s=rate_per_s / 2)
+        estimates = EstimateProbe(stack.backends[0].url, features(rides[0].body), rate_per_s / 2)
         sampler.start()
         outcomes = load.wait()
         stop.set()

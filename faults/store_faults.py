@@ -6,10 +6,10 @@ import requests
 
 from backend_service.firestore_rides import REPUBLISH_AFTER_S
 from devstack.lab import Lab, kill, resume, stall
-from devstack.load import REPOST_AFTER_S, Outcome, Rider, run_load
+from devstack.load import REPOST_AFTER_S, Rider, run_load
 from devstack.processes import http_status
 
-from .process_faults import tap, urls
+from .observe import open_at, tap, time_until, urls
 from .report import ScenarioResult
 
 # The bound docs/reliability.md states for a ride whose backend died: done on any other backend
@@ -37,7 +37,7 @@ def backend_killed_shared(lab: Lab, rides: int = 40, rate_per_s: float = 10) -> 
         resume(stack.predictor)
         outcomes = load.wait()
     result.count(outcomes, results.duplicates)
-    orphans = [o for o in outcomes if _waiting_on(o, victim.url, killed_at)]
+    orphans = [o for o in outcomes if open_at(o, victim.url, killed_at)]
     by_survivor = [o for o in orphans if o.answered_by == survivor.url]
     after_kill = sorted(o.answered_at - killed_at for o in orphans if o.answered_at)
     late = after_kill[-1] if after_kill else 0.0
@@ -55,11 +55,6 @@ def backend_killed_shared(lab: Lab, rides: int = 40, rate_per_s: float = 10) -> 
         f"{results.duplicates} duplicate results on the stream",
     ]
     return result
-
-
-def _waiting_on(outcome: Outcome, url: str, at: float) -> bool:
-    """Whether one of the ride's confirmations was open on `url` at `at`."""
-    return any(a.url == url and a.sent < at < a.sent + a.seconds for a in outcome.attempts)
 
 
 def store_restarted(
@@ -105,7 +100,8 @@ def store_restarted(
     result.checks["/readyz 503 and said why while down"] = set(down["/readyz"]) == {503} and all(
         "ride store unavailable" in r for r in reasons
     )
-    ready_again = _seconds_until_ready(backend.url, restarted_at)
+    ready = time_until(lambda: http_status(f"{backend.url}/readyz") == 200, 30)
+    ready_again = None if ready is None else time.monotonic() - restarted_at
     result.checks["ready again after the restart"] = ready_again is not None
     after = requests.get(f"{stack.backends[1].url}/rides/{kept.ride_id}", timeout=10)
     result.checks["a ride done before the stop is still done after it"] = (
@@ -119,15 +115,6 @@ def store_restarted(
         "at first, confirmed again by the rider",
     ]
     return result
-
-
-def _seconds_until_ready(url: str, since: float, within_s: float = 30) -> float | None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if http_status(f"{url}/readyz") == 200:
-            return time.monotonic() - since
-        time.sleep(0.5)
-    return None
 
 
 def _counts(codes: list[int | None]) -> str:

@@ -16,7 +16,7 @@ from devstack.pubsub import emulator_clients
 from devstack.stack import ROOT, Stack
 
 from . import poison
-from .process_faults import tap, urls
+from .observe import features, reply_to, tap, urls
 from .report import ScenarioResult
 from .slow_predictor import slow_stack
 
@@ -45,7 +45,7 @@ def emulator_restarted(lab: Lab) -> ScenarioResult:
     stack = lab.stack("emulator-restart", emulator=emulator)
     url = stack.backends[0].url
     rides = lab.rides("er", 64)
-    estimates = EstimateProbe(url, {k: v for k, v in rides[0].body.items() if k != "ride_id"})
+    estimates = EstimateProbe(url, features(rides[0].body))
     load = run_load(Rider([url]), rides, rate_per_s=4, deadline_s=90)
     time.sleep(3.0)
     down_at = time.monotonic()
@@ -102,11 +102,11 @@ def poison_and_duplicates(lab: Lab) -> ScenarioResult:
     result = ScenarioResult("poison and duplicate messages on the rides topic")
     stack = lab.stack("poison")
     url = stack.backends[0].url
-    reply_to = requests.get(f"{url}/readyz", timeout=10).json()["reply_to"]
+    replies = reply_to(stack.backends[0])
     s = stack.settings
     with tap(stack) as results:
         load = run_load(Rider([url]), lab.rides("good", 60), rate_per_s=10, deadline_s=60)
-        messages = poison.messages(reply_to)
+        messages = poison.messages(replies)
         with emulator_clients(stack.address) as (publisher, _):
             topic = f"projects/{s.project}/topics/{s.rides_topic}"
             for data, attributes in messages:
@@ -116,9 +116,9 @@ def poison_and_duplicates(lab: Lab) -> ScenarioResult:
         replayed = outcomes[:5]
         with emulator_clients(stack.address) as (publisher, _):
             for out in replayed:
-                features = {k: v for k, v in out.ride.body.items() if k != "ride_id"}
-                again = json.dumps({"ride_id": out.ride.ride_id, "features": features}).encode()
-                attributes = {"ride_id": out.ride.ride_id, "reply_to": reply_to}
+                ride = {"ride_id": out.ride.ride_id, "features": features(out.ride.body)}
+                attributes = {"ride_id": out.ride.ride_id, "reply_to": replies}
+                again = json.dumps(ride).encode()
                 publisher.publish(topic, again, **attributes).result(timeout=30)
         wait_until(
             lambda: all(results.counts[o.ride.ride_id] >= 2 for o in replayed), 30, what="replays"
@@ -170,20 +170,12 @@ def dead_letters_replayed(lab: Lab) -> ScenarioResult:
 
 
 def _tool(stack: Stack, *args: str) -> list[str]:
+    """Run `python -m deadletters` on the stack's emulator and topics; its output lines."""
     s = stack.settings
     env = os.environ | {
-        "PUBSUB_EMULATOR_HOST": stack.address,
-        "PROJECT_ID": s.project,
-        "DEAD_LETTER_SUBSCRIPTION": s.dead_letter_subscription,
-        "RIDES_TOPIC": s.rides_topic,
-        "PYTHONPATH": str(ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "deadletters", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+        "PUBSUB_EMULATOR_HOST": stack.address, "PROJECT_ID": s.project, "PYTHONPATH": str(ROOT),
+        "DEAD_LETTER_SUBSCRIPTION": s.dead_letter_subscription, "RIDES_TOPIC": s.rides_topic,
+    }  # fmt: skip
+    argv = [sys.executable, "-m", "deadletters", *args]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.splitlines()

@@ -3,7 +3,8 @@
 import json
 
 from bench.figures import Figure, ms, skipped
-from bench.report import cell, table, write
+from bench.report import cell, table, tracing_table, write
+from bench.scenarios import tracing_row
 
 RUN = {
     "started": "2026-11-26 14:00:00",
@@ -74,3 +75,26 @@ def test_write_produces_json_markdown_and_png(tmp_path):
     assert "latency by 10 s window" in report
     png = (tmp_path / "run" / "latency.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+def test_tracing_settings_side_by_side_per_push_and_per_ride(tmp_path):
+    push = {"throughput_rps": 1000.0, "p50_ms": 4.0, "p99_ms": 9.0,
+            "server_cpu_cores": {"predictor": 0.8, "emulator": 0.5}}  # fmt: skip
+    rides = {
+        "offered_per_s": 100.0,
+        "right": 500,
+        "sent": 500,
+        "latency_ms": {"p50": 6.0, "p99": 20.0},
+        "server_cpu_cores": {"backend_0": 0.1, "backend_1": 0.12, "predictor": 0.1},
+    }
+    off = tracing_row("off", push, rides)
+    on = tracing_row("on, 10% sampled", push | {"throughput_rps": 800.0}, rides)
+
+    assert off["predictor_cpu_ms_per_push"] == 0.8
+    assert on["predictor_cpu_ms_per_push"] == 1.0
+    assert round(off["backend_cpu_ms_per_ride"], 6) == 2.2  # the backends' CPU, not the predictor's
+    lines = tracing_table([off, on]).splitlines()
+    assert lines[2].startswith("| off | 0.80 ms (1,000 pushes/s) | 4.00 / 9.00 ms | 2.20 ms |")
+    assert lines[3].startswith("| on, 10% sampled | 1.00 ms")
+    write(tmp_path, RUN, [Figure("tracing", "Tracing", "", "", data={"tracing": [off, on]})])
+    assert "\n".join(lines) in (tmp_path / "report.md").read_text()

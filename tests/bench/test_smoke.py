@@ -1,5 +1,7 @@
 """A tiny bench run on the real stack: the tooling measures real processes end to end."""
 
+import json
+
 import pytest
 
 from bench import direct, e2e, lifecycle, setup, wrk
@@ -21,16 +23,12 @@ def test_tiny_bench_on_a_real_stack(make_stack, trained_model, tmp_path):
     )  # fmt: skip
     figures = [e2e.figure_100(found, e2e.conditions(20, 1.5, 1, 1))]
     if wrk.available():
-        figures.append(
-            direct.estimate_figure(
-                stack.backends[0].url,
-                rides,
-                runs=1,
-                duration_s=1,
-                cpu_roots=roots,
-                progress=lambda _: None,
-            )  # fmt: skip
-        )
+        bodies = [json.dumps(ride).encode() for ride in rides]
+        estimate = direct.measure(
+            stack.backends[0].url, "/estimate", bodies, runs=1, duration_s=1, cpu_roots=roots,
+            progress=lambda _: None,
+        )  # fmt: skip
+        figures.append(direct.figure("estimate_1", "/estimate", "", 0, 1e9, estimate, 1, 1, ""))
     memory = lifecycle.pss(stack.predictor)
     run = {"started": "now", "mode": "smoke", "machine": machine(), "load_before": [],
            "load_after": [], "elapsed_s": 1.0}  # fmt: skip
