@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from devstack.emulator import STOP_TIMEOUT_S, GcloudEmulator
 from devstack.processes import port_open, wait_until
@@ -70,6 +70,10 @@ def _stop_group(pid: int, host: str, port: int) -> None:
     raise TimeoutError(f"the emulator of PID {pid} still listens on {host}:{port}")
 
 
+# Emulator processes this worker started and left running for the others.
+_HANDED_OVER: list[Any] = []
+
+
 @contextmanager
 def shared_emulator(
     root: Path, name: str, start: Callable[[], E], attach: Callable[[int], E]
@@ -94,12 +98,16 @@ def shared_emulator(
             state["users"] = [p for p in state["users"] if p != os.getpid() and _alive(p)]
             if state["users"]:
                 state_file.write_text(json.dumps(state))
+                if instance._process is not None:
+                    # Others still use it; the last of them stops it by PID. Keep this worker's
+                    # handle alive, so it is not collected while its process runs.
+                    _HANDED_OVER.append(instance._process)
             else:
                 state_file.unlink()
                 if instance._process is not None:
                     instance.stop()
                 else:
-                    _stop_group(state["pid"], instance.host, instance.port)
+                    _stop_group(state["pid"], "127.0.0.1", instance.port)
 
 
 def stop_leftovers(root: Path) -> list[str]:
