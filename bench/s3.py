@@ -6,20 +6,16 @@ registry version whose source it is (`models:/ride-duration-s3@production`, copi
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from devstack.processes import Process, free_port, port_open, wait_until
+from devstack import s3
 from devstack.stack import ROOT
 
 BUCKET = "bench-models"
 PREFIX = "mlflow/1/models/bench/artifacts"
 NAME = "ride-duration-s3"
 ALIAS = "production"
-# moto takes any keys; placeholders, not credentials.
-KEYS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
 # Ensure NAME@ALIAS is a version whose source is argv[2]; print its models:/ URI.
 _REGISTER = """
 import sys
@@ -41,25 +37,14 @@ print(f"models:/{sys.argv[3]}/{version.version}")
 """
 
 
-@contextmanager
-def moto_store(workdir: Path) -> Iterator[str]:
-    """Run moto's S3 server with BUCKET on a loopback port; yield its endpoint; stop it by PID."""
-    port = free_port()
-    argv = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
-    server = Process("moto", argv, {"PATH": "/usr/bin:/bin"}, workdir / "moto.log")
-    server.start()
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), 30, what="moto's S3 server")
-        endpoint = f"http://127.0.0.1:{port}"
-        _client(endpoint).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
+def moto_store(workdir: Path) -> AbstractContextManager[str]:
+    """The lab's moto S3 server with BUCKET; its endpoint, stopped by PID on exit."""
+    return s3.moto_server(workdir, BUCKET)
 
 
 def upload(endpoint: str, folder: Path) -> str:
     """Copy the model folder to BUCKET/PREFIX; return its s3:// URI."""
-    client = _client(endpoint)
+    client = s3.client(endpoint)
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             client.upload_file(str(path), BUCKET, f"{PREFIX}/{path.relative_to(folder).as_posix()}")
@@ -78,16 +63,4 @@ def register(tracking_uri: str, folder_uri: str) -> tuple[str, str]:
 
 def env(endpoint: str) -> dict[str, str]:
     """What a predictor needs to read the store: its endpoint and the keys."""
-    return {"MLFLOW_S3_ENDPOINT_URL": endpoint, **KEYS}
-
-
-def _client(endpoint: str):  # type: ignore[no-untyped-def]
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=KEYS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"],
-        region_name=KEYS["AWS_DEFAULT_REGION"],
-    )
+    return {"MLFLOW_S3_ENDPOINT_URL": endpoint, **s3.KEYS}

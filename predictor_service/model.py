@@ -96,11 +96,12 @@ def load_model(
             local, version = fetch_in_child(uri, Path(tempfile.mkdtemp(prefix="model-")))
             seconds = round(time.monotonic() - started, 3)
             log.info("downloaded model artifacts", extra={"model_uri": uri, "seconds": seconds})
+        mlmodel = _mlmodel(local)
         if pinned_version:
             _check_version(uri, version, pinned_version)  # an alias, as the download resolved it
-            _check_run(local, pinned_version)
+            _check_run(local, mlmodel, pinned_version)
             version = pinned_version
-        model = _load_folder(local, version, model_input)
+        model = _load_folder(local, mlmodel, version, model_input)
         check(model)
         return model
     except ModelLoadError:
@@ -131,9 +132,9 @@ def _check_version(uri: str, resolved: str | None, pinned: str) -> None:
         )
 
 
-def _check_run(folder: Path, pinned: str) -> None:
+def _check_run(folder: Path, mlmodel: dict[str, Any], pinned: str) -> None:
     """Refuse a folder logged by another run than the one MODEL_VERSION=run:<id> names."""
-    run_id = _mlmodel(folder).get("run_id") if pinned.startswith("run:") else None
+    run_id = mlmodel.get("run_id") if pinned.startswith("run:") else None
     if run_id and f"run:{run_id}" != pinned:
         raise ModelLoadError(
             f"{folder} holds the model of run {run_id}, but this revision was made with "
@@ -156,8 +157,9 @@ def _local_path(uri: str) -> Path | None:
     return Path(uri)
 
 
-def _load_folder(folder: Path, version: str | None, model_input: str | None) -> ServingModel:
-    mlmodel = _mlmodel(folder)
+def _load_folder(
+    folder: Path, mlmodel: dict[str, Any], version: str | None, model_input: str | None
+) -> ServingModel:
     version = version or _version(mlmodel)
     native = _native(folder, mlmodel, version)
     if native is not None:

@@ -70,7 +70,6 @@ class Tracing:
         export_delay_ms: int = CLOUD_EXPORT_DELAY_MS,
     ) -> None:
         self.provider: TracerProvider | None = None
-        self.tracer: Any = None
         self.ratio = ratio or 0.0
         self.processor: BatchSpanProcessor | None = None
         if ratio is None:
@@ -82,7 +81,6 @@ class Tracing:
             # Exported in batches from the processor's own thread, off the request's path.
             self.processor = BatchSpanProcessor(exporter, schedule_delay_millis=export_delay_ms)
             self.provider.add_span_processor(self.processor)
-        self.tracer = self.provider.get_tracer("ride_stream")
 
     @classmethod
     def from_settings(cls, service: str, settings: TraceSettings, project_id: str) -> "Tracing":
@@ -101,7 +99,7 @@ class Tracing:
 
     def server(self, environ: Mapping[str, Any], name: str) -> contextlib.AbstractContextManager:
         """A request's span, continuing the caller's trace headers."""
-        if self.tracer is None:
+        if self.provider is None:
             return _OFF
         return _Active(self._start(name, remote_parent(environ), SpanKind.SERVER))
 
@@ -109,7 +107,7 @@ class Tracing:
         self, attributes: Mapping[str, str], name: str, environ: Mapping[str, Any] | None = None
     ) -> contextlib.AbstractContextManager:
         """A received message's span, continuing its trace attribute, else the request's."""
-        if self.tracer is None:
+        if self.provider is None:
             return _OFF
         parent = parse_traceparent(attributes.get(TRACE_ATTRIBUTE, ""))
         if parent is None and environ is not None:
@@ -118,12 +116,12 @@ class Tracing:
 
     def producer(self, name: str) -> contextlib.AbstractContextManager:
         """A publish's span, a child of the current one; `message_attributes` gives its context."""
-        if self.tracer is None:
+        if self.provider is None:
             return _OFF
         return self._child(name, SpanKind.PRODUCER)
 
     def internal(self, name: str) -> contextlib.AbstractContextManager:
-        if self.tracer is None:
+        if self.provider is None:
             return _OFF
         return self._child(name, SpanKind.INTERNAL)
 
